@@ -1,0 +1,47 @@
+# genlab's everyday commands. The first `make train` or `make test` creates .venv and installs
+# everything (torch from the pinned wheels); later calls skip that step unless pyproject.toml changed.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch and torchvision must come as a matching pair; override for another platform or CUDA build.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+STAMP := $(VENV)/.installed
+TRAIN_ARGS ?=
+
+.PHONY: install train test tensorboard clean help
+
+help:
+	@echo "make train        install if needed, then the quick start (DCGAN on 5,000 MNIST digits, CPU minutes)"
+	@echo "make test         install if needed, then the whole test suite"
+	@echo "make tensorboard  watch every run under outputs/"
+	@echo "make clean        delete outputs/, caches and build files (keeps .venv; 'make distclean' drops it)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install $(TORCH_SPEC) 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PIP) install -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/python -c "import torch, torchvision, pytorch_lightning, hydra, genlab"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/genlab train experiment=quickstart $(TRAIN_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+tensorboard: $(STAMP)
+	$(BIN)/tensorboard --logdir outputs
+
+clean:
+	rm -rf outputs lightning_logs .pytest_cache build dist *.egg-info
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
