@@ -1,0 +1,165 @@
+"""A LightningDataModule that keeps a whole data set as one uint8 tensor on the training device.
+
+Image data sets for generative models are small (60k MNIST digits are 47 MB), so the
+per-item `__getitem__` + collate path of a DataLoader is pure overhead: here a batch is
+one `index_select` on the device and the scaling to [-1, 1] happens there too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator, Protocol, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from genlab.data.sources import LabeledImages
+from genlab.errors import ConfigError
+
+
+class ImageSource(Protocol):
+    splits: tuple[str, ...]
+
+    def load(self, split: str) -> LabeledImages: ...
+
+
+def to_signed_unit(images: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the range of a tanh generator."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+class EpochShuffle:
+    """A per-epoch permutation seeded by (seed, epoch), so a resumed run sees the same order.
+
+    Lightning calls `set_epoch` on a loader's `sampler` before every training epoch.
+    """
+
+    def __init__(self, size: int, seed: int, shuffle: bool) -> None:
+        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def order(self) -> Tensor:
+        if not self.shuffle:
+            return torch.arange(self.size)
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return torch.randperm(self.size, generator=generator)
+
+
+class DeviceBatchLoader:
+    """Iterates (images in [-1, 1], labels) batches sliced from tensors already on the device.
+
+    Under DDP each rank takes every `world_size`-th index of the shared permutation, so the
+    ranks see disjoint shards of equal length.
+    """
+
+    def __init__(
+        self,
+        data: LabeledImages,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.data, self.batch_size, self.drop_last = data, batch_size, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.sampler = EpochShuffle(len(data), seed, shuffle)
+        self.batch_sampler = None  # read by Lightning, which treats any loader like a DataLoader
+
+    def _shard_size(self) -> int:
+        return len(self.data) // self.world_size
+
+    def __len__(self) -> int:
+        full, rest = divmod(self._shard_size(), self.batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        device = self.data.images.device
+        shard = self.sampler.order()[self.rank :: self.world_size][: self._shard_size()].to(device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = shard[start : start + self.batch_size]
+            yield to_signed_unit(self.data.images.index_select(0, index)), self.data.labels.index_select(0, index)
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Train/val/test splits of one data set, held in memory and batched on the device.
+
+    `source` is a partial source class (`data.source`) built here with `data.root` and
+    `data.download`, so those two keys sit at the top of every data config.
+
+    The validation split is `val_size` images held out of the training split with a fixed
+    seed, so every run of a comparison validates on the same images.
+    """
+
+    def __init__(
+        self,
+        source: Callable[..., ImageSource],
+        root: str | Path,
+        image_shape: Sequence[int],
+        num_classes: int,
+        batch_size: int = 64,
+        val_size: int = 0,
+        seed: int = 0,
+        drop_last: bool = True,
+        download: bool = False,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size}")
+        self.source = source(root=root, download=download)
+        self.image_shape = tuple(image_shape)
+        self.num_classes = num_classes
+        self.batch_size, self.val_size, self.seed, self.drop_last = batch_size, val_size, seed, drop_last
+        self.splits: dict[str, LabeledImages] = {}
+        self._on_device: dict[tuple[str, str], LabeledImages] = {}
+
+    def _check_shape(self, data: LabeledImages, split: str) -> None:
+        found = tuple(data.images.shape[1:])
+        if found != self.image_shape:
+            raise ConfigError(
+                f"data.image_shape is {list(self.image_shape)} but the {split} images of "
+                f"{type(self.source).__name__} are {list(found)}: fix data.image_shape"
+            )
+
+    def setup(self, stage: str | None = None) -> None:
+        if "train" not in self.splits:
+            full = self.source.load("train")
+            self._check_shape(full, "train")
+            if not 0 <= self.val_size < len(full):
+                raise ConfigError(f"data.val_size={self.val_size} must lie in [0, {len(full)}) for this data set")
+            order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.seed))
+            self.splits["val"] = full.subset(order[: self.val_size])
+            self.splits["train"] = full.subset(order[self.val_size :])
+        if stage == "test" and "test" not in self.splits:
+            self.splits["test"] = self.source.load("test")
+            self._check_shape(self.splits["test"], "test")
+
+    def _split_on_device(self, split: str) -> LabeledImages:
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        key = (split, str(device))
+        if key not in self._on_device:
+            self._on_device[key] = self.splits[split].to(device)
+        return self._on_device[key]
+
+    def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DeviceBatchLoader:
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        data = self._split_on_device(split)
+        if len(data) // world < self.batch_size and drop_last:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} is larger than the {split} split per process "
+                f"({len(data) // world} images): lower data.batch_size"
+            )
+        return DeviceBatchLoader(data, self.batch_size, shuffle, self.seed, drop_last, rank, world)
+
+    def train_dataloader(self) -> DeviceBatchLoader:
+        return self._loader("train", shuffle=True, drop_last=self.drop_last)
+
+    def val_dataloader(self) -> DeviceBatchLoader | list:
+        return self._loader("val", shuffle=False, drop_last=False) if self.val_size else []
+
+    def test_dataloader(self) -> DeviceBatchLoader:
+        return self._loader("test", shuffle=False, drop_last=False)
