@@ -1,0 +1,1 @@
+"""Plain nn.Modules: generators, discriminators, encoders and decoders."""
