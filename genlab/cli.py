@@ -1,0 +1,75 @@
+"""The `genlab` command: picks a subcommand, hands the remaining arguments to Hydra.
+
+Kept free of heavy imports so that `genlab --help` answers at once; torch and Lightning
+load only when a subcommand starts working.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+# name -> (module with a `main()` Hydra entry point, one-line description)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("genlab.train", "train a model: genlab train model=wgan_gp data=cifar10"),
+}
+
+USAGE = """usage: genlab <command> [hydra overrides] [--help]
+
+Train and compare generative image models (GANs, VAEs) from the command line.
+
+commands:
+{commands}
+
+`genlab <command> --help` lists the config groups and every key you can override.
+"""
+
+# The full command line of this process, kept so that the subcommand can be put back into
+# sys.argv while it runs: Lightning's DDP launcher re-executes sys.argv for the other ranks.
+_invocation: list[str] = []
+
+
+def usage() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    lines = [f"  {name:<{width}}  {about}" for name, (_, about) in SUBCOMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+@contextmanager
+def full_command_line() -> Iterator[None]:
+    """Within this block sys.argv is the whole `genlab <command> ...` line again."""
+    hydra_argv = sys.argv
+    if _invocation:
+        sys.argv = list(_invocation)
+    try:
+        yield
+    finally:
+        sys.argv = hydra_argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    command = argv[1]
+    if command in ("-V", "--version"):
+        from genlab import __version__
+
+        print(f"genlab {__version__}")
+        return 0
+    if command not in SUBCOMMANDS:
+        print(f"genlab: unknown command {command!r}; choose one of: {', '.join(SUBCOMMANDS)}\n", file=sys.stderr)
+        print(usage(), file=sys.stderr)
+        return 2
+    _invocation[:] = argv
+    sys.argv = [argv[0], *argv[2:]]  # Hydra parses sys.argv[1:] as its overrides
+    module = importlib.import_module(SUBCOMMANDS[command][0])
+    result = module.main()
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""LightningModules: how each model family trains, nothing more."""

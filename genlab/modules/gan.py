@@ -1,0 +1,117 @@
+"""One two-player training loop for every GAN family; the family is a loss name plus options.
+
+GAN, DCGAN, CGAN, WGAN (weight clipping), WGAN-GP, LSGAN and SN-GAN differ only in
+`loss`, `n_critic`, `gp_weight`, `clip_value` and the nets, all chosen by YAML.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from genlab.errors import ConfigError
+
+from genlab.modules.base import GenerativeModule
+from genlab.objectives import adversarial_loss, clip_weights_, gradient_penalty
+
+
+class AdversarialModule(GenerativeModule):
+    """Alternates critic and generator steps (manual optimization, Lightning's GAN recipe).
+
+    Every batch takes one critic step; every `n_critic`-th batch then also takes a
+    generator step against the updated critic.
+    """
+
+    def __init__(
+        self,
+        net: Mapping[str, nn.Module],
+        optimizer: Mapping[str, Any],
+        latent_dim: int = 100,
+        loss: str = "nonsaturating",
+        n_critic: int = 1,
+        gp_weight: float = 0.0,
+        clip_value: float | None = None,
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__(optimizer, latent_dim, num_classes)
+        if n_critic < 1:
+            raise ConfigError(f"model.n_critic must be >= 1, got {n_critic}")
+        self.automatic_optimization = False
+        self.generator = net["generator"]
+        self.discriminator = net["discriminator"]
+        self.objective = adversarial_loss(loss)
+        self.n_critic, self.gp_weight, self.clip_value = n_critic, gp_weight, clip_value
+        self.save_hyperparameters(ignore=["net", "optimizer"])
+
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.generator(z, labels)
+
+    def configure_optimizers(self) -> Any:
+        optimizers = [
+            self._make_optimizer("generator", self.generator.parameters()),
+            self._make_optimizer("discriminator", self.discriminator.parameters()),
+        ]
+        schedulers = self._schedulers_for(optimizers)
+        return (optimizers, schedulers) if schedulers else optimizers
+
+    def _labels(self, labels: Tensor) -> Tensor | None:
+        return labels if self.conditional else None
+
+    def critic_loss(
+        self, real: Tensor, fake: Tensor, labels: Tensor | None, with_penalty: bool = True
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The discriminator's objective on a real and a fake batch, penalty included; `fake` is detached."""
+        fake = fake.detach()
+        real_scores = self.discriminator(real, labels)
+        fake_scores = self.discriminator(fake, labels)
+        loss = self.objective.discriminator(real_scores, fake_scores)
+        logs = {
+            "d_loss": loss.detach(),
+            "d_real": self.objective.readout(real_scores.detach()).mean(),
+            "d_fake": self.objective.readout(fake_scores.detach()).mean(),
+        }
+        if with_penalty and self.gp_weight > 0:
+            penalty = gradient_penalty(partial(self.discriminator, labels=labels), real, fake)
+            loss = loss + self.gp_weight * penalty
+            logs["gradient_penalty"] = penalty.detach()
+        return loss, logs
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        real, labels = batch[0], self._labels(batch[1])
+        opt_g, opt_d = self.optimizers()
+        generator_turn = (batch_idx + 1) % self.n_critic == 0
+        # One fake batch serves both players (as in the DCGAN reference code); it keeps its
+        # graph to the generator only when the generator steps on this batch.
+        with torch.set_grad_enabled(generator_turn):
+            fake = self.generator(self.sample_latent(real.shape[0]), labels)
+
+        self.toggle_optimizer(opt_d)
+        d_loss, logs = self.critic_loss(real, fake, labels)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        if self.clip_value is not None:
+            clip_weights_(self.discriminator, self.clip_value)
+        self.untoggle_optimizer(opt_d)
+
+        if generator_turn:
+            self.toggle_optimizer(opt_g)
+            g_loss = self.objective.generator(self.discriminator(fake, labels))
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+            self.untoggle_optimizer(opt_g)
+            self.log("train/g_loss", g_loss.detach(), prog_bar=True)
+
+        self.log("train/d_loss", logs.pop("d_loss"), prog_bar=True)
+        self.log_dict({f"train/{name}": value for name, value in logs.items()})
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        """D's verdict on held-out real images: a D(x) that drifts from the training D(x) means D overfits."""
+        real, labels = batch[0], self._labels(batch[1])
+        fake = self.generator(self.sample_latent(real.shape[0]), labels)
+        _, logs = self.critic_loss(real, fake, labels, with_penalty=False)
+        self.log_dict({f"val/{name}": value for name, value in logs.items()}, sync_dist=True)

@@ -1,0 +1,83 @@
+"""`genlab train`: instantiate data, model, trainer from the composed config; fit; return the metric."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from genlab.cli import full_command_line
+from genlab.errors import GenlabError
+
+log = logging.getLogger("genlab")
+
+
+def instantiate_list(configs: DictConfig | None) -> list[Any]:
+    """Build every `_target_` entry of a dict-of-configs group (callbacks, logger)."""
+    from hydra.utils import instantiate
+
+    if not configs:
+        return []
+    return [instantiate(node) for node in configs.values() if isinstance(node, DictConfig) and "_target_" in node]
+
+
+def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
+    """The datamodule, the LightningModule and the Trainer a config describes."""
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.data)
+    optimizer = instantiate(cfg.optimizer, _convert_="all")
+    model = instantiate(cfg.model, optimizer=optimizer, _convert_="partial")
+    loggers = instantiate_list(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=instantiate_list(cfg.get("callbacks")), logger=loggers or False)
+    return datamodule, model, trainer
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit the configured model; return `optimized_metric` as last logged (for sweepers)."""
+    import pytorch_lightning as pl
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule, model, trainer = build(cfg)
+    datamodule.setup("fit")  # missing or broken data fails here, before Lightning starts up
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if trainer.is_global_zero:
+        output_dir = cfg.paths.output_dir
+        log.info("run folder: %s", output_dir)
+        log.info("samples:    %s/samples/last.png", output_dir)
+        log.info("watch it:   tensorboard --logdir %s", cfg.paths.log_dir)
+    metric_name = cfg.get("optimized_metric")
+    if not metric_name:
+        return None
+    if metric_name not in trainer.callback_metrics:
+        raise GenlabError(
+            f"optimized_metric={metric_name!r} was never logged; logged metrics: {', '.join(trainer.callback_metrics)}"
+        )
+    return float(trainer.callback_metrics[metric_name])
+
+
+def user_error(error: BaseException) -> GenlabError | None:
+    """The GenlabError behind an exception (Hydra's instantiate wraps them), if there is one."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, GenlabError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@hydra.main(config_path="pkg://genlab.configs", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    with full_command_line():
+        try:
+            return train(cfg)
+        except Exception as error:  # noqa: BLE001 - a user's mistake is printed, a bug keeps its traceback
+            mistake = user_error(error)
+            if mistake is None:
+                raise
+            log.error("%s", mistake)
+            print(f"genlab: error: {mistake}", file=sys.stderr)
+            sys.exit(2)
