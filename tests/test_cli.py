@@ -27,7 +27,8 @@ def test_train_help_shows_the_config_groups_and_their_options(tmp_path):
     result = run("train", "--help", cwd=tmp_path)
     assert result.returncode == 0
     assert "data: cifar10, mnist, mnist_mini" in result.stdout
-    assert "model/net: dcgan, mlp" in result.stdout
+    assert "model/net: conv_vae, dcgan, mlp" in result.stdout
+    assert "model: cgan, cvae, dcgan, gan, lsgan, sngan, vae, wgan, wgan_gp" in result.stdout
     assert "trainer:" in result.stdout and "experiment:" in result.stdout
 
 

@@ -35,8 +35,22 @@ def test_every_option_composes_and_resolves(compose_train, group, option):
     assert container["model"]["_target_"] and container["data"]["_target_"]
 
 
-@pytest.mark.parametrize("model", sorted(p.stem for p in (CONFIG_ROOT / "model").glob("*.yaml")))
-@pytest.mark.parametrize("net", sorted(p.stem for p in (CONFIG_ROOT / "model" / "net").glob("*.yaml")))
+def net_roles(net: str) -> set[str]:
+    return set(OmegaConf.load(CONFIG_ROOT / "model" / "net" / f"{net}.yaml"))
+
+
+def default_net(model: str) -> str:
+    (net,) = [d["/model/net"] for d in OmegaConf.load(CONFIG_ROOT / "model" / f"{model}.yaml").defaults if "/model/net" in d]
+    return net
+
+
+MODELS = sorted(p.stem for p in (CONFIG_ROOT / "model").glob("*.yaml"))
+NETS = sorted(p.stem for p in (CONFIG_ROOT / "model" / "net").glob("*.yaml"))
+# every net that plays the same roles (generator + discriminator, or encoder + decoder) fits a model
+PAIRS = [(m, n) for m in MODELS for n in NETS if net_roles(n) == net_roles(default_net(m))]
+
+
+@pytest.mark.parametrize(("model", "net"), PAIRS, ids=[f"{m}-{n}" for m, n in PAIRS])
 @pytest.mark.parametrize("data", ["mnist", "cifar10"])
 def test_every_model_builds_for_every_net_and_data_shape(compose_train, model, net, data):
     import torch
@@ -59,3 +73,46 @@ def test_optimizer_lr_reaches_both_players(compose_train):
     optimizer = instantiate(cfg.optimizer, _convert_="all")
     assert optimizer["generator"].keywords["lr"] == 1e-3
     assert optimizer["discriminator"].keywords["lr"] == 4e-3
+
+
+def test_a_net_of_the_wrong_kind_is_refused_by_name(compose_train):
+    from genlab.errors import ConfigError
+
+    cfg = compose_train("model=vae", "model/net=dcgan")
+    with pytest.raises(Exception) as raised:
+        instantiate(cfg.model, optimizer=instantiate(cfg.optimizer, _convert_="all"), _convert_="partial")
+    assert isinstance(raised.value.__cause__, ConfigError) or isinstance(raised.value, ConfigError)
+    assert "model/net=conv_vae" in str(raised.value)
+
+
+def test_each_model_picks_its_papers_optimizer(compose_train):
+    wgan = compose_train("model=wgan")
+    assert wgan.optimizer.generator._target_ == "torch.optim.RMSprop" and wgan.optimizer.lr == 5e-5
+    gp = compose_train("model=wgan_gp")
+    assert gp.optimizer.generator._target_ == "torch.optim.Adam"
+    assert gp.optimizer.lr == 1e-4 and list(gp.optimizer.betas) == [0.0, 0.9]
+    assert gp.model.net.discriminator.norm == "layer"
+    # the command line still wins
+    assert compose_train("model=wgan", "optimizer=adam", "optimizer.lr=3e-4").optimizer.lr == 3e-4
+
+
+def test_the_objective_and_the_architecture_are_chosen_apart(compose_train):
+    cfg = compose_train("model=wgan_gp", "model/net=mlp")
+    assert cfg.model.gp_weight == 10 and cfg.model.net.generator._target_ == "genlab.nets.mlp.Generator"
+    cfg = compose_train("model=gan", "model/net=dcgan")
+    assert cfg.model.loss == "nonsaturating" and cfg.model.net.generator._target_ == "genlab.nets.dcgan.Generator"
+
+
+def test_linear_decay_scheduler_reaches_zero_at_the_last_epoch(compose_train):
+    import torch
+
+    cfg = compose_train("optimizer/scheduler=linear_decay", "trainer.max_epochs=4")
+    factories = instantiate(cfg.optimizer, _convert_="all")
+    optimizer = factories["generator"]([torch.nn.Parameter(torch.zeros(1))])
+    scheduler = factories["scheduler"](optimizer)
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([2e-4, 1.5e-4, 1e-4, 0.5e-4]) and optimizer.param_groups[0]["lr"] == 0

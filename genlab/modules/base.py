@@ -62,7 +62,10 @@ class GenerativeModule(pl.LightningModule):
         return [factory(opt) for opt in optimizers] if factory is not None else []
 
     def on_train_epoch_end(self) -> None:
-        # Manual optimization steps schedulers by hand; one step per epoch.
+        # Lightning steps schedulers itself under automatic optimization; manual optimization
+        # (the GANs) steps them here, once per epoch.
+        if self.automatic_optimization:
+            return
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
             scheduler.step()

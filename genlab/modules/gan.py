@@ -21,7 +21,7 @@ from genlab.objectives import adversarial_loss, clip_weights_, gradient_penalty
 class AdversarialModule(GenerativeModule):
     """Alternates critic and generator steps (manual optimization, Lightning's GAN recipe).
 
-    Every batch takes one critic step; every `n_critic`-th batch then also takes a
+    Every batch takes one critic step; every `n_critic`-th critic step is followed by a
     generator step against the updated critic.
     """
 
@@ -39,11 +39,19 @@ class AdversarialModule(GenerativeModule):
         super().__init__(optimizer, latent_dim, num_classes)
         if n_critic < 1:
             raise ConfigError(f"model.n_critic must be >= 1, got {n_critic}")
+        if "generator" not in net or "discriminator" not in net:
+            raise ConfigError(
+                f"a GAN needs model.net.generator and model.net.discriminator, got {sorted(net)}:"
+                " use model/net=dcgan or model/net=mlp"
+            )
         self.automatic_optimization = False
         self.generator = net["generator"]
         self.discriminator = net["discriminator"]
         self.objective = adversarial_loss(loss)
         self.n_critic, self.gp_weight, self.clip_value = n_critic, gp_weight, clip_value
+        # counted across epochs (and checkpoints), so every n_critic-th critic step is followed by
+        # a generator step even when an epoch's batch count is not a multiple of n_critic
+        self.critic_steps = 0
         self.save_hyperparameters(ignore=["net", "optimizer"])
 
     def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -82,7 +90,8 @@ class AdversarialModule(GenerativeModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, labels = batch[0], self._labels(batch[1])
         opt_g, opt_d = self.optimizers()
-        generator_turn = (batch_idx + 1) % self.n_critic == 0
+        self.critic_steps += 1
+        generator_turn = self.critic_steps % self.n_critic == 0
         # One fake batch serves both players (as in the DCGAN reference code); it keeps its
         # graph to the generator only when the generator steps on this batch.
         with torch.set_grad_enabled(generator_turn):
@@ -108,6 +117,12 @@ class AdversarialModule(GenerativeModule):
 
         self.log("train/d_loss", logs.pop("d_loss"), prog_bar=True)
         self.log_dict({f"train/{name}": value for name, value in logs.items()})
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["critic_steps"] = self.critic_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.critic_steps = checkpoint.get("critic_steps", 0)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         """D's verdict on held-out real images: a D(x) that drifts from the training D(x) means D overfits."""

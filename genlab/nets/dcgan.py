@@ -11,16 +11,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from genlab.errors import ConfigError
 
-from genlab.nets.layers import maybe_spectral, norm_layer, one_hot
-
-
-def _quarter(image_shape: Sequence[int]) -> tuple[int, int, int]:
-    channels, height, width = image_shape
-    if height % 4 or width % 4:
-        raise ConfigError(f"the DCGAN nets need height and width divisible by 4, got image_shape={list(image_shape)}")
-    return channels, height // 4, width // 4
+from genlab.nets.layers import maybe_spectral, norm_layer, one_hot, quarter_size
 
 
 class Generator(nn.Module):
@@ -28,7 +20,7 @@ class Generator(nn.Module):
 
     def __init__(self, latent_dim: int, image_shape: Sequence[int], base_channels: int = 64, num_classes: int = 0):
         super().__init__()
-        channels, h4, w4 = _quarter(image_shape)
+        channels, h4, w4 = quarter_size(image_shape)
         self.latent_dim, self.num_classes = latent_dim, num_classes
         c = base_channels
         self.net = nn.Sequential(
@@ -63,7 +55,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, image_shape: Sequence[int], base_channels: int = 64, num_classes: int = 0, norm: str = "batch"):
         super().__init__()
-        channels, h4, w4 = _quarter(image_shape)
+        channels, h4, w4 = quarter_size(image_shape)
         self.num_classes = num_classes
         c = base_channels
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -43,3 +45,13 @@ def one_hot(labels: Tensor | None, num_classes: int, batch_size: int, device: to
     if labels.shape != (batch_size,):
         raise ConfigError(f"expected {batch_size} labels, got shape {tuple(labels.shape)}")
     return F.one_hot(labels.to(device), num_classes).float()
+
+
+def quarter_size(image_shape: Sequence[int]) -> tuple[int, int, int]:
+    """(channels, H/4, W/4): the smallest map of the convolutional nets, which halve twice."""
+    channels, height, width = image_shape
+    if height % 4 or width % 4:
+        raise ConfigError(
+            f"the convolutional nets need height and width divisible by 4, got data.image_shape={list(image_shape)}"
+        )
+    return channels, height // 4, width // 4

@@ -1,0 +1,39 @@
+"""Every epoch, for models that reconstruct (VAEs): held-out images above their reconstructions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+from torchvision.utils import make_grid, save_image
+
+
+class ReconstructionGrid(pl.Callback):
+    """Writes `reconstructions/epoch_XXXX.png` and `reconstructions/last.png`; logs `reconstructions`.
+
+    Uses the first validation batch (not shuffled, so the same images every epoch).
+    Models without a `reconstruct` method (GANs) are skipped.
+    """
+
+    def __init__(self, dirpath: str | Path, n_images: int = 16) -> None:
+        self.dirpath, self.n_images = Path(dirpath), n_images
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or not hasattr(pl_module, "reconstruct"):
+            return
+        loader = trainer.val_dataloaders
+        if not loader:
+            return
+        images, labels = next(iter(loader))
+        images, labels = images[: self.n_images], labels[: self.n_images]
+        rebuilt = pl_module.reconstruct(images, labels)
+        pairs = torch.cat([images.float().cpu(), rebuilt.float().cpu()])
+        grid = make_grid(pairs, nrow=len(images), normalize=True, value_range=(-1, 1))
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        save_image(grid, self.dirpath / f"epoch_{trainer.current_epoch:04d}.png")
+        save_image(grid, self.dirpath / "last.png")
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("reconstructions", grid, global_step=trainer.global_step)

@@ -1,0 +1,119 @@
+"""How each family trains: step counts, clipping, the ELBO's terms, the conditioning path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from genlab.train import build
+from genlab.objectives import gaussian_kl_divergence
+from tests.conftest import BARE
+
+SMALL_VAE = ("model.latent_dim=4", "model.net.encoder.base_channels=4", "model.net.decoder.base_channels=4")
+
+
+def fit(cfg):
+    datamodule, model, trainer = build(cfg)
+    trainer.fit(model, datamodule=datamodule)
+    return model, trainer
+
+
+def optimizer_steps(optimizer: torch.optim.Optimizer) -> int:
+    """How often an Adam/RMSprop optimizer stepped, from its per-parameter state."""
+    return int(next(iter(optimizer.state.values()))["step"])
+
+
+@pytest.mark.parametrize("n_critic", [1, 3, 5])
+def test_n_critic_critic_steps_per_generator_step(compose_train, fake_data_root, n_critic):
+    # 2 epochs of 4 batches = 8 critic steps, counted across the epoch boundary
+    cfg = compose_train(*BARE, "model=wgan_gp", "data=mnist", f"paths.data_dir={fake_data_root}",
+                        f"model.n_critic={n_critic}")
+    model, _ = fit(cfg)
+    opt_g, opt_d = (o.optimizer for o in model.optimizers())
+    assert optimizer_steps(opt_d) == 8
+    assert optimizer_steps(opt_g) == 8 // n_critic
+
+
+def test_wgan_critic_weights_stay_within_the_clip_value(compose_train, fake_data_root):
+    cfg = compose_train(*BARE, "model=wgan", "data=mnist", f"paths.data_dir={fake_data_root}",
+                        "optimizer.lr=0.05")
+    model, _ = fit(cfg)
+    weights = torch.cat([p.detach().flatten() for p in model.discriminator.parameters()])
+    assert weights.abs().max().item() <= 0.01 + 1e-9
+    assert weights.abs().max().item() == pytest.approx(0.01)  # the large lr pushed some onto the bound
+
+
+def test_vae_elbo_is_the_sum_of_its_logged_terms(compose_train):
+    cfg = compose_train("model=vae", *SMALL_VAE, "model.kl_weight=0.5")
+    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer, _convert_="all"), _convert_="partial")
+    images = torch.rand(6, 1, 28, 28) * 2 - 1
+    torch.manual_seed(0)
+    terms = model.elbo_terms(images, None)
+    assert terms["elbo"].item() == pytest.approx(-(terms["reconstruction"] + terms["kl"]).item(), rel=1e-6)
+    assert terms["loss"].item() == pytest.approx((terms["reconstruction"] + 0.5 * terms["kl"]).item(), rel=1e-6)
+    # the KL term is the closed form for the encoder's moments
+    mu, logvar = model.encoder(images)
+    assert terms["kl"].item() == pytest.approx(gaussian_kl_divergence(mu, logvar).mean().item(), rel=1e-6)
+    # and the reconstruction term is the Bernoulli NLL of the [0, 1] pixels, summed per image
+    torch.manual_seed(0)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(model.decoder(z), (images + 1) / 2, reduction="sum") / 6
+    assert terms["reconstruction"].item() == pytest.approx(bce.item(), rel=1e-5)
+
+
+def first_layer_inputs(module: torch.nn.Module) -> list[torch.Tensor]:
+    """Record what enters a net's first layer on each call."""
+    seen: list[torch.Tensor] = []
+    first = next(m for m in module.modules() if isinstance(m, (torch.nn.Linear, torch.nn.ConvTranspose2d)))
+    first.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
+    return seen
+
+
+@pytest.mark.parametrize(("model_name", "net_key", "extra"), [
+    ("cgan", "generator", ()),
+    ("cgan", "generator", ("model/net=dcgan",)),
+    ("cvae", "decoder", SMALL_VAE),
+])
+def test_samples_of_class_k_are_generated_from_label_k(compose_train, model_name, net_key, extra):
+    cfg = compose_train(f"model={model_name}", *extra)
+    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer, _convert_="all"), _convert_="partial")
+    seen = first_layer_inputs(getattr(model, net_key))
+    z = model.sample_latent(4)
+    for k in (0, 3, 9):
+        model.generate(z, torch.full((4,), k))
+        code = seen[-1].flatten(1)[:, model.latent_dim:]
+        assert torch.equal(code, torch.nn.functional.one_hot(torch.full((4,), k), 10).float())
+
+
+def test_conditional_models_train_on_the_batch_labels(compose_train, fake_data_root):
+    mlp_nets = [o for o in BARE if "base_channels" not in o]
+    cfg = compose_train(*mlp_nets, "model=cgan", "data=mnist", f"paths.data_dir={fake_data_root}",
+                        "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0")
+    datamodule, model, trainer = build(cfg)
+    seen = first_layer_inputs(model.discriminator)
+    trainer.fit(model, datamodule=datamodule)
+    batch_labels = next(iter(datamodule.train_dataloader()))[1]  # the same first batch: epoch 0's permutation
+    code = seen[0][:, -10:]
+    assert torch.equal(code, torch.nn.functional.one_hot(batch_labels, 10).float())
+
+
+def test_wrong_likelihood_name_lists_the_valid_ones(compose_train):
+    cfg = compose_train("model=vae", "model.likelihood=poisson")
+    with pytest.raises(Exception, match="bernoulli, gaussian"):
+        instantiate(cfg.model, optimizer=instantiate(cfg.optimizer, _convert_="all"), _convert_="partial")
+
+
+@pytest.mark.parametrize("model_name", ["dcgan", "vae"])
+def test_linear_decay_steps_once_per_epoch_to_zero(compose_train, fake_data_root, model_name):
+    extra = SMALL_VAE if model_name == "vae" else ()
+    overrides = [o for o in BARE if model_name == "dcgan" or "base_channels" not in o]
+    cfg = compose_train(*overrides, f"model={model_name}", *extra, "data=mnist", f"paths.data_dir={fake_data_root}",
+                        "optimizer/scheduler=linear_decay", "trainer.max_epochs=4")
+    model, trainer = fit(cfg)
+    assert all(optimizer.param_groups[0]["lr"] == 0.0 for optimizer in trainer.optimizers)
+    schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
+    assert len(schedulers) == len(trainer.optimizers) and all(s.last_epoch == 4 for s in schedulers)
