@@ -4,6 +4,8 @@
 class GenlabError(Exception):
     """Base class: the message names the config key or file and the way out."""
 
+    exit_code = 2
+
 
 class ConfigError(GenlabError, ValueError):
     """A config value that cannot work (the message names the key)."""
@@ -15,3 +17,7 @@ class DataNotFoundError(GenlabError, FileNotFoundError):
 
 class DataFormatError(GenlabError, ValueError):
     """A data file exists but its contents are not what its format promises."""
+
+
+class DivergenceError(GenlabError):
+    """A loss became NaN or infinite; training stopped before that step touched the weights."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -11,6 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from genlab.cli import full_command_line
 from genlab.errors import GenlabError
+from genlab.run_folder import check_writable
+from genlab.validation import validate
 
 log = logging.getLogger("genlab")
 
@@ -30,14 +33,26 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
 
     datamodule = instantiate(cfg.data)
     optimizer = instantiate(cfg.optimizer, _convert_="all")
-    model = instantiate(cfg.model, optimizer=optimizer, _convert_="partial")
+    model = instantiate(cfg.model, optimizer=optimizer, on_nonfinite=cfg.get("on_nonfinite", "stop"), _convert_="partial")
     loggers = instantiate_list(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=instantiate_list(cfg.get("callbacks")), logger=loggers or False)
+    callbacks = instantiate_list(cfg.get("callbacks"))
+    if not loggers:  # a learning-rate monitor only reports to loggers, and Lightning refuses it without one
+        from pytorch_lightning.callbacks import LearningRateMonitor
+
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
 
 
 def train(cfg: DictConfig) -> float | None:
     """Fit the configured model; return `optimized_metric` as last logged (for sweepers)."""
+    validate(cfg)
+    check_writable(Path(cfg.paths.output_dir), cfg.paths.get("min_free_mb", 0))
+    if cfg.get("ckpt_path"):
+        from genlab.checkpoints import load_checkpoint
+
+        load_checkpoint(cfg.ckpt_path)  # a missing, broken or unsafe checkpoint fails here, first
+
     import pytorch_lightning as pl
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -80,4 +95,4 @@ def main(cfg: DictConfig) -> float | None:
                 raise
             log.error("%s", mistake)
             print(f"genlab: error: {mistake}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(mistake.exit_code)

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, DivergenceError
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 
@@ -19,15 +19,43 @@ class GenerativeModule(pl.LightningModule):
     `optimizer` is the instantiated `optimizer` config group: partial optimizers under
     `generator` (and `discriminator` for adversarial models), optionally a partial LR
     `scheduler` applied to each optimizer and stepped once per epoch.
+
+    `on_nonfinite` says what a NaN or infinite loss does: `stop` training with a message
+    (checkpoints written so far stay as they are), or `skip` that optimizer step.
     """
 
-    def __init__(self, optimizer: Mapping[str, Any], latent_dim: int, num_classes: int = 0) -> None:
+    def __init__(
+        self, optimizer: Mapping[str, Any], latent_dim: int, num_classes: int = 0, on_nonfinite: str = "stop"
+    ) -> None:
         super().__init__()
         if latent_dim < 1:
             raise ConfigError(f"model.latent_dim must be a positive integer, got {latent_dim}")
+        if on_nonfinite not in ("stop", "skip"):
+            raise ConfigError(f"on_nonfinite={on_nonfinite!r} is not valid: it must be stop or skip")
         self.optimizer_factories = dict(optimizer)
         self.latent_dim = latent_dim
         self.num_classes = num_classes
+        self.on_nonfinite = on_nonfinite
+        self.skipped_steps = 0
+
+    def loss_is_finite(self, name: str, loss: Tensor) -> bool:
+        """Check a loss before its step: True to go on, False to skip the step; raises to stop."""
+        if torch.isfinite(loss).all():
+            return True
+        if self.on_nonfinite == "skip":
+            self.skipped_steps += 1
+            self.log("train/skipped_steps", float(self.skipped_steps))
+            return False
+        where = ""
+        if self._trainer is not None and self.trainer.checkpoint_callback is not None:
+            where = f" Checkpoints written before it are intact in {self.trainer.checkpoint_callback.dirpath}."
+        step = self.trainer.global_step if self._trainer is not None else "?"
+        epoch = self.current_epoch if self._trainer is not None else "?"
+        raise DivergenceError(
+            f"{name} became {loss.item()} at step {step} (epoch {epoch}): training diverged and was stopped"
+            f" before that step changed the weights.{where} Try a lower optimizer.lr, or on_nonfinite=skip"
+            " to skip such steps."
+        )
 
     @property
     def conditional(self) -> bool:

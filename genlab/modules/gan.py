@@ -35,8 +35,9 @@ class AdversarialModule(GenerativeModule):
         gp_weight: float = 0.0,
         clip_value: float | None = None,
         num_classes: int = 0,
+        on_nonfinite: str = "stop",
     ) -> None:
-        super().__init__(optimizer, latent_dim, num_classes)
+        super().__init__(optimizer, latent_dim, num_classes, on_nonfinite)
         if n_critic < 1:
             raise ConfigError(f"model.n_critic must be >= 1, got {n_critic}")
         if "generator" not in net or "discriminator" not in net:
@@ -99,19 +100,21 @@ class AdversarialModule(GenerativeModule):
 
         self.toggle_optimizer(opt_d)
         d_loss, logs = self.critic_loss(real, fake, labels)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        opt_d.step()
-        if self.clip_value is not None:
-            clip_weights_(self.discriminator, self.clip_value)
+        if self.loss_is_finite("train/d_loss", d_loss):
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+            if self.clip_value is not None:
+                clip_weights_(self.discriminator, self.clip_value)
         self.untoggle_optimizer(opt_d)
 
         if generator_turn:
             self.toggle_optimizer(opt_g)
             g_loss = self.objective.generator(self.discriminator(fake, labels))
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
+            if self.loss_is_finite("train/g_loss", g_loss):
+                opt_g.zero_grad(set_to_none=True)
+                self.manual_backward(g_loss)
+                opt_g.step()
             self.untoggle_optimizer(opt_g)
             self.log("train/g_loss", g_loss.detach(), prog_bar=True)
 

@@ -28,8 +28,9 @@ class VAEModule(GenerativeModule):
         kl_weight: float = 1.0,
         likelihood: str = "bernoulli",
         num_classes: int = 0,
+        on_nonfinite: str = "stop",
     ) -> None:
-        super().__init__(optimizer, latent_dim, num_classes)
+        super().__init__(optimizer, latent_dim, num_classes, on_nonfinite)
         if "encoder" not in net or "decoder" not in net:
             raise ConfigError(
                 f"a VAE needs model.net.encoder and model.net.decoder, got {sorted(net)}: use model/net=conv_vae"
@@ -63,11 +64,12 @@ class VAEModule(GenerativeModule):
             "elbo": -(reconstruction + kl).mean().detach(),
         }
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
         terms = self.elbo_terms(batch[0], self._labels(batch[1]))
         self.log("train/loss", terms["loss"].detach(), prog_bar=True)
         self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "loss"})
-        return terms["loss"]
+        # returning None makes Lightning skip this optimizer step
+        return terms["loss"] if self.loss_is_finite("train/loss", terms["loss"]) else None
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         terms = self.elbo_terms(batch[0], self._labels(batch[1]))

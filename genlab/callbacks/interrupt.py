@@ -1,0 +1,66 @@
+"""SIGINT (Ctrl-C) or SIGTERM (a scheduler's pre-emption): finish the batch, save, stop cleanly."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytorch_lightning as pl
+
+from genlab.errors import GenlabError
+
+
+class TrainingInterrupted(GenlabError):
+    """Training stopped on a signal after writing a resumable checkpoint."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum  # the shell's convention for "ended by signal N"
+
+
+class GracefulInterrupt(pl.Callback):
+    """Turns the first SIGINT/SIGTERM into a checkpoint at the next batch boundary and a clean exit.
+
+    A second signal while the first is pending falls back to an immediate KeyboardInterrupt.
+    """
+
+    def __init__(self, dirpath: str | Path, filename: str = "interrupted.ckpt", signals: tuple[str, ...] = ("SIGINT", "SIGTERM")) -> None:
+        self.dirpath, self.filename = Path(dirpath), filename
+        self.signals = [getattr(signal, name) for name in signals]
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.signals}
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if self.received is None:
+            return
+        path = self.dirpath / self.filename
+        trainer.save_checkpoint(path)
+        name = signal.Signals(self.received).name
+        raise TrainingInterrupted(
+            f"{name} received: stopped at step {trainer.global_step} (epoch {trainer.current_epoch}) and saved a"
+            f" resumable checkpoint:\n  {path}\nresume with the same overrides plus: ckpt_path={path}",
+            self.received,
+        )
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore()
