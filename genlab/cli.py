@@ -11,9 +11,10 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-# name -> (module with a `main()` Hydra entry point, one-line description)
+# name -> (module with a `main()` entry point reading sys.argv, one-line description)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("genlab.train", "train a model: genlab train model=wgan_gp data=cifar10"),
+    "report": ("genlab.report", "compare runs: genlab report outputs/train/multiruns/<date>"),
 }
 
 USAGE = """usage: genlab <command> [hydra overrides] [--help]

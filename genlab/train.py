@@ -13,9 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 from genlab.cli import full_command_line
 from genlab.errors import GenlabError
 from genlab.run_folder import check_writable
+from genlab.run_summary import write_summary
 from genlab.validation import validate
 
 log = logging.getLogger("genlab")
+
+# Sweep job folders are named after their overrides; a group override like model/net=mlp
+# must not turn into nested folders.
+OmegaConf.register_new_resolver("path_safe", lambda text: str(text).replace("/", "."), replace=True)
 
 
 def instantiate_list(configs: DictConfig | None) -> list[Any]:
@@ -59,19 +64,21 @@ def train(cfg: DictConfig) -> float | None:
     datamodule, model, trainer = build(cfg)
     datamodule.setup("fit")  # missing or broken data fails here, before Lightning starts up
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    if trainer.is_global_zero:
-        output_dir = cfg.paths.output_dir
-        log.info("run folder: %s", output_dir)
-        log.info("samples:    %s/samples/last.png", output_dir)
-        log.info("watch it:   tensorboard --logdir %s", cfg.paths.log_dir)
     metric_name = cfg.get("optimized_metric")
-    if not metric_name:
-        return None
-    if metric_name not in trainer.callback_metrics:
+    if metric_name and metric_name not in trainer.callback_metrics:
         raise GenlabError(
             f"optimized_metric={metric_name!r} was never logged; logged metrics: {', '.join(trainer.callback_metrics)}"
         )
-    return float(trainer.callback_metrics[metric_name])
+    if trainer.is_global_zero:
+        output_dir = cfg.paths.output_dir
+        write_summary(
+            output_dir, "completed", trainer.callback_metrics, metric_name,
+            global_step=trainer.global_step, epochs=trainer.current_epoch,
+        )
+        log.info("run folder: %s", output_dir)
+        log.info("samples:    %s/samples/last.png", output_dir)
+        log.info("watch it:   tensorboard --logdir %s", cfg.paths.log_dir)
+    return float(trainer.callback_metrics[metric_name]) if metric_name else None
 
 
 def user_error(error: BaseException) -> GenlabError | None:
@@ -84,6 +91,13 @@ def user_error(error: BaseException) -> GenlabError | None:
     return None
 
 
+def in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @hydra.main(config_path="pkg://genlab.configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     with full_command_line():
@@ -91,6 +105,11 @@ def main(cfg: DictConfig) -> float | None:
             return train(cfg)
         except Exception as error:  # noqa: BLE001 - a user's mistake is printed, a bug keeps its traceback
             mistake = user_error(error)
+            write_summary(cfg.paths.output_dir, "failed", error=str(mistake or f"{type(error).__name__}: {error}"))
+            if in_sweep():
+                # Hydra records the failed job and the sweep goes on with the others
+                log.error("this job failed: %s", mistake or error)
+                raise
             if mistake is None:
                 raise
             log.error("%s", mistake)

@@ -64,7 +64,7 @@ def test_ddp_on_cpu_trains_two_ranks_into_one_run_folder(tmp_path):
         "train", "trainer=ddp_cpu", "debug=limit", "data=mnist", f"paths.data_dir={tmp_path / 'data'}",
         "data.batch_size=8", "data.val_size=16", "model.latent_dim=8",
         "model.net.generator.base_channels=8", "model.net.discriminator.base_channels=8",
-        "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+        "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "trainer.limit_train_batches=1.0",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -73,5 +73,7 @@ def test_ddp_on_cpu_trains_two_ranks_into_one_run_folder(tmp_path):
     runs = list((tmp_path / "outputs" / "debug" / "runs").iterdir())
     assert len(runs) == 1
     checkpoint = torch.load(runs[0] / "checkpoints" / "last.ckpt", weights_only=False)
-    # 80 training digits split over 2 ranks, batches of 8: 4 batches (limit) x 2 epochs x 2 optimizer steps
-    assert checkpoint["global_step"] == 16
+    # 80 training digits, batches of 8: one process would take 10 batches an epoch; each of the two
+    # ranks takes its 40-digit shard in 5. 5 batches x 2 epochs x 2 optimizer steps:
+    assert checkpoint["global_step"] == 20
+    assert len(list(runs[0].rglob("summary.json"))) == 1

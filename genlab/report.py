@@ -1,0 +1,208 @@
+"""`genlab report <folder>`: one comparison of every run below a folder (a sweep, or all of outputs/).
+
+Writes report.md (a Markdown table sorted by the objective, with each run's last sample grid),
+report.csv, and report_<metric>.png (the metric against step for every run), and lists failed
+jobs with the command that re-runs each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from genlab.run_summary import FILENAME, read_summary
+
+# metrics where higher is better; every other metric is sorted ascending
+HIGHER_IS_BETTER = {"val/elbo", "train/elbo", "val/is", "val/precision", "val/recall", "val/coverage_entropy"}
+PREFERRED_OBJECTIVES = ("val/fid", "val/kid", "val/loss", "val/elbo")
+
+
+@dataclass
+class Run:
+    folder: Path
+    name: str
+    status: str
+    overrides: list[str]
+    metrics: dict[str, float]
+    optimized_metric: str | None
+    error: str | None
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+    label: str = ""  # the overrides that set this run apart from the others
+
+    @property
+    def samples(self) -> Path | None:
+        grid = self.folder / "samples" / "last.png"
+        return grid if grid.is_file() else None
+
+
+def find_runs(root: Path) -> list[Run]:
+    runs = []
+    for path in sorted(root.rglob(FILENAME)):
+        summary = read_summary(path)
+        runs.append(
+            Run(
+                folder=path.parent,
+                name=str(path.parent.relative_to(root)) if path.parent != root else path.parent.name,
+                status=summary["status"],
+                overrides=summary.get("overrides", []),
+                metrics=summary.get("metrics", {}),
+                optimized_metric=summary.get("optimized_metric"),
+                error=summary.get("error"),
+            )
+        )
+    return runs
+
+
+def read_curves(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the run's TensorBoard event files (or its CSV log), as (step, value) lists."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    event_dirs = sorted({p.parent for p in folder.rglob("events.out.tfevents.*")})
+    if event_dirs:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        for directory in event_dirs:
+            events = EventAccumulator(str(directory), size_guidance={"scalars": 0})
+            events.Reload()
+            for tag in events.Tags().get("scalars", []):
+                curves.setdefault(tag, []).extend((e.step, e.value) for e in events.Scalars(tag))
+    for table in folder.rglob("metrics.csv"):
+        with open(table) as handle:
+            for row in csv.DictReader(handle):
+                for name, value in row.items():
+                    if name not in ("step", "epoch") and value:
+                        curves.setdefault(name, []).append((int(row["step"]), float(value)))
+    return {name: sorted(set(points)) for name, points in curves.items()}
+
+
+def label_runs(runs: Sequence[Run]) -> None:
+    """Name each run by the overrides not shared by every run (what the sweep varied)."""
+    shared = set.intersection(*(set(r.overrides) for r in runs)) if runs else set()
+    for run in runs:
+        run.label = " ".join(o for o in run.overrides if o not in shared) or run.name
+
+
+def choose_objective(runs: Sequence[Run], requested: str | None) -> str | None:
+    if requested:
+        return requested
+    declared = {r.optimized_metric for r in runs if r.optimized_metric}
+    if len(declared) == 1:
+        return declared.pop()
+    logged = {name for r in runs for name in r.metrics}
+    return next((name for name in PREFERRED_OBJECTIVES if name in logged), None)
+
+
+def sort_runs(runs: list[Run], objective: str | None, mode: str | None) -> list[Run]:
+    higher = (mode == "max") if mode else (objective in HIGHER_IS_BETTER)
+
+    def key(run: Run) -> tuple[int, float]:
+        value = run.metrics.get(objective, math.nan) if objective else math.nan
+        missing = run.status != "completed" or math.isnan(value)
+        return (1 if missing else 0, -value if higher and not missing else value if not missing else 0.0)
+
+    return sorted(runs, key=key)
+
+
+def metric_columns(runs: Sequence[Run], objective: str | None) -> list[str]:
+    names = sorted({name for r in runs for name in r.metrics if not name.startswith("lr-")})
+    return ([objective] if objective in names else []) + [n for n in names if n != objective]
+
+
+def format_value(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.4g}"
+
+
+def write_csv(runs: Sequence[Run], columns: list[str], path: Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", "status", "overrides", *columns, "samples"])
+        for run in runs:
+            writer.writerow([
+                run.name, run.status, " ".join(run.overrides),
+                *(format_value(run.metrics.get(c)) for c in columns), run.samples or "",
+            ])
+
+
+def write_markdown(runs: Sequence[Run], columns: list[str], objective: str | None, root: Path, plot: Path | None, path: Path) -> None:
+    lines = [f"# Report: {root}", ""]
+    if objective:
+        order = "higher is better" if objective in HIGHER_IS_BETTER else "lower is better"
+        lines += [f"Sorted by `{objective}` ({order}).", ""]
+    lines.append("| rank | run | varied overrides | " + " | ".join(f"`{c}`" for c in columns) + " | samples |")
+    lines.append("|---" * (len(columns) + 4) + "|")
+    for rank, run in enumerate((r for r in runs if r.status == "completed"), start=1):
+        sample = f"![]({run.samples.relative_to(path.parent)})" if run.samples else ""
+        values = " | ".join(format_value(run.metrics.get(c)) for c in columns)
+        lines.append(f"| {rank} | {run.name.split('_')[0]} | `{run.label}` | {values} | {sample} |")
+    if plot:
+        lines += ["", f"![{objective} against step]({plot.name})"]
+    failed = [r for r in runs if r.status != "completed"]
+    if failed:
+        lines += ["", "## Failed runs", ""]
+        for run in failed:
+            lines += [f"- `{run.name}`: {run.error}", f"  re-run: `genlab train {' '.join(run.overrides)}`"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot_curves(runs: Sequence[Run], metric: str, path: Path) -> Path | None:
+    with_curve = [r for r in runs if r.curves.get(metric)]
+    if not with_curve:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for run in with_curve:
+        steps, values = zip(*run.curves[metric])
+        axes.plot(steps, values, label=run.label, linewidth=1.2)
+    axes.set_xlabel("step")
+    axes.set_ylabel(metric)
+    axes.set_title(f"{metric} for {len(with_curve)} runs")
+    axes.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="genlab report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="a multirun folder, a run folder, or outputs/")
+    parser.add_argument("--metric", help="the objective to sort by (default: the runs' optimized_metric, else val/fid, val/loss, ...)")
+    parser.add_argument("--mode", choices=("min", "max"), help="whether lower or higher is better (default: by metric name)")
+    parser.add_argument("--out", type=Path, help="where to write the report files (default: the folder)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.folder.is_dir():
+        print(f"genlab report: {args.folder} is not a folder", file=sys.stderr)
+        return 2
+    runs = find_runs(args.folder)
+    if not runs:
+        print(f"genlab report: no runs (no {FILENAME}) found below {args.folder}", file=sys.stderr)
+        return 2
+    objective = choose_objective(runs, args.metric)
+    runs = sort_runs(runs, objective, args.mode)
+    label_runs(runs)
+    out = args.out or args.folder
+    out.mkdir(parents=True, exist_ok=True)
+    curve_metric = objective or "train/g_loss"
+    for run in runs:
+        run.curves = read_curves(run.folder)
+    plot = plot_curves(runs, curve_metric, out / f"report_{curve_metric.replace('/', '_')}.png")
+    columns = metric_columns(runs, objective)
+    write_csv(runs, columns, out / "report.csv")
+    write_markdown(runs, columns, objective, args.folder, plot, out / "report.md")
+    completed = sum(r.status == "completed" for r in runs)
+    print(f"{len(runs)} runs ({completed} completed, {len(runs) - completed} failed), sorted by {objective or 'nothing'}")
+    print(f"wrote {out / 'report.md'}, {out / 'report.csv'}" + (f", {plot}" if plot else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

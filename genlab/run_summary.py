@@ -1,0 +1,49 @@
+"""summary.json in every run folder: what ran, how it ended, its final metrics.
+
+`genlab report` reads these files; a failed sweep job leaves one too, with the error and the
+overrides that re-run it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+FILENAME = "summary.json"
+
+
+def task_overrides() -> list[str]:
+    """The command-line overrides of this Hydra job ([] outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
+def write_summary(
+    output_dir: str | Path,
+    status: str,
+    metrics: Mapping[str, Any] | None = None,
+    optimized_metric: str | None = None,
+    error: str | None = None,
+    **extra: Any,
+) -> Path:
+    """Write (or overwrite) <output_dir>/summary.json; tensors in `metrics` become floats."""
+    path = Path(output_dir) / FILENAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "status": status,
+        "overrides": task_overrides(),
+        "optimized_metric": optimized_metric,
+        "metrics": {name: float(value) for name, value in (metrics or {}).items()},
+        "error": error,
+        **extra,
+    }
+    path.write_text(json.dumps(summary, indent=2))
+    return path
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
