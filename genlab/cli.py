@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 # name -> (module with a `main()` entry point reading sys.argv, one-line description)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("genlab.train", "train a model: genlab train model=wgan_gp data=cifar10"),
+    "sample": ("genlab.sample", "a sample grid and a latent walk: genlab sample ckpt_path=<run>/checkpoints/last.ckpt"),
     "report": ("genlab.report", "compare runs: genlab report outputs/train/multiruns/<date>"),
 }
 

@@ -1,5 +1,14 @@
 """Errors that are the user's to fix: genlab prints their message alone, without a traceback."""
 
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+log = logging.getLogger("genlab")
+
 
 class GenlabError(Exception):
     """Base class: the message names the config key or file and the way out."""
@@ -21,3 +30,44 @@ class DataFormatError(GenlabError, ValueError):
 
 class DivergenceError(GenlabError):
     """A loss became NaN or infinite; training stopped before that step touched the weights."""
+
+
+def user_error(error: BaseException) -> GenlabError | None:
+    """The GenlabError behind an exception (Hydra's instantiate wraps them), if there is one."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, GenlabError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def in_sweep() -> bool:
+    """True inside a job of `-m/--multirun`."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@contextmanager
+def report_user_errors(on_failure: Callable[[BaseException, GenlabError | None], None] | None = None) -> Iterator[None]:
+    """Around a command's work: a GenlabError becomes one line on stderr and its exit code.
+
+    Inside a sweep the error is re-raised instead, so Hydra records the failed job and runs the
+    others. Any other exception is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except Exception as error:
+        mistake = user_error(error)
+        if on_failure is not None:
+            on_failure(error, mistake)
+        if in_sweep():
+            log.error("this job failed: %s", mistake or error)
+            raise
+        if mistake is None:
+            raise
+        log.error("%s", mistake)
+        print(f"genlab: error: {mistake}", file=sys.stderr)
+        sys.exit(mistake.exit_code)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.cli import full_command_line
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, report_user_errors
 from genlab.run_folder import check_writable
 from genlab.run_summary import write_summary
 from genlab.validation import validate
@@ -81,37 +80,10 @@ def train(cfg: DictConfig) -> float | None:
     return float(trainer.callback_metrics[metric_name]) if metric_name else None
 
 
-def user_error(error: BaseException) -> GenlabError | None:
-    """The GenlabError behind an exception (Hydra's instantiate wraps them), if there is one."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, GenlabError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def in_sweep() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 @hydra.main(config_path="pkg://genlab.configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    with full_command_line():
-        try:
-            return train(cfg)
-        except Exception as error:  # noqa: BLE001 - a user's mistake is printed, a bug keeps its traceback
-            mistake = user_error(error)
-            write_summary(cfg.paths.output_dir, "failed", error=str(mistake or f"{type(error).__name__}: {error}"))
-            if in_sweep():
-                # Hydra records the failed job and the sweep goes on with the others
-                log.error("this job failed: %s", mistake or error)
-                raise
-            if mistake is None:
-                raise
-            log.error("%s", mistake)
-            print(f"genlab: error: {mistake}", file=sys.stderr)
-            sys.exit(mistake.exit_code)
+    def record_failure(error: BaseException, mistake: GenlabError | None) -> None:
+        write_summary(cfg.paths.output_dir, "failed", error=str(mistake or f"{type(error).__name__}: {error}"))
+
+    with full_command_line(), report_user_errors(record_failure):
+        return train(cfg)

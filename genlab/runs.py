@@ -1,0 +1,54 @@
+"""A finished run, loaded back from one of its checkpoints: its config and its trained model.
+
+Checkpoints live in <run folder>/checkpoints/, the config the run was trained with in
+<run folder>/.hydra/config.yaml; `genlab eval` and `genlab sample` rebuild the model from that
+config (so their own command lines need only ckpt_path) and load the weights tensors-only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from genlab.errors import ConfigError
+
+
+def run_folder_of(ckpt_path: str | Path) -> Path:
+    return Path(ckpt_path).expanduser().resolve().parent.parent
+
+
+def load_run_config(ckpt_path: str | Path, paths: DictConfig | None = None) -> DictConfig:
+    """The config a checkpoint's run was trained with; `paths` (this session's) replaces the run's."""
+    config_file = run_folder_of(ckpt_path) / ".hydra" / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(
+            f"{config_file} is missing: ckpt_path must point into the checkpoints/ folder of a genlab run"
+            " (the run's config is read from <run>/.hydra/config.yaml)"
+        )
+    cfg = OmegaConf.load(config_file)
+    if paths is not None:
+        with open_dict(cfg):
+            cfg.paths = paths
+    return cfg
+
+
+def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu") -> Any:
+    """Rebuild the run's LightningModule and load the checkpoint's weights into it, in eval mode."""
+    from hydra.utils import instantiate
+
+    from genlab.checkpoints import load_checkpoint
+
+    checkpoint = load_checkpoint(ckpt_path)
+    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer, _convert_="all"), _convert_="partial")
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(device).eval()
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
