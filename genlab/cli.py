@@ -18,6 +18,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("genlab.report", "compare runs: genlab report outputs/train/multiruns/<date>"),
 }
 
+# subcommands that are Hydra apps -> their primary config (configs/<name>.yaml)
+HYDRA_APPS = {"train": "train", "sample": "sample"}
+
 USAGE = """usage: genlab <command> [hydra overrides] [--help]
 
 Train and compare generative image models (GANs, VAEs) from the command line.
@@ -66,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"genlab: unknown command {command!r}; choose one of: {', '.join(SUBCOMMANDS)}\n", file=sys.stderr)
         print(usage(), file=sys.stderr)
         return 2
+    if command in HYDRA_APPS and any(flag in argv[2:] for flag in ("-h", "--help")):
+        from genlab.app_help import app_help
+
+        print(app_help(command, HYDRA_APPS[command]))
+        return 0
     _invocation[:] = argv
     sys.argv = [argv[0], *argv[2:]]  # Hydra parses sys.argv[1:] as its overrides
     module = importlib.import_module(SUBCOMMANDS[command][0])
