@@ -14,12 +14,13 @@ from typing import Iterator, Sequence
 # name -> (module with a `main()` entry point reading sys.argv, one-line description)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("genlab.train", "train a model: genlab train model=wgan_gp data=cifar10"),
+    "eval": ("genlab.evaluate", "sample-quality metrics: genlab eval ckpt_path=<run>/checkpoints/best.ckpt"),
     "sample": ("genlab.sample", "a sample grid and a latent walk: genlab sample ckpt_path=<run>/checkpoints/last.ckpt"),
     "report": ("genlab.report", "compare runs: genlab report outputs/train/multiruns/<date>"),
 }
 
 # subcommands that are Hydra apps -> their primary config (configs/<name>.yaml)
-HYDRA_APPS = {"train": "train", "sample": "sample"}
+HYDRA_APPS = {"train": "train", "eval": "eval", "sample": "sample"}
 
 USAGE = """usage: genlab <command> [hydra overrides] [--help]
 

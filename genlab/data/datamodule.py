@@ -106,11 +106,13 @@ class ImageDataModule(pl.LightningDataModule):
         seed: int = 0,
         drop_last: bool = True,
         download: bool = False,
+        name: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size}")
         self.source = source(root=root, download=download)
+        self.name = name or type(self.source).__name__.lower()  # names caches and reports
         self.image_shape = tuple(image_shape)
         self.num_classes = num_classes
         self.batch_size, self.val_size, self.seed, self.drop_last = batch_size, val_size, seed, drop_last
@@ -134,9 +136,17 @@ class ImageDataModule(pl.LightningDataModule):
             order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.seed))
             self.splits["val"] = full.subset(order[: self.val_size])
             self.splits["train"] = full.subset(order[self.val_size :])
-        if stage == "test" and "test" not in self.splits:
-            self.splits["test"] = self.source.load("test")
-            self._check_shape(self.splits["test"], "test")
+        if stage == "test":
+            self.split("test")
+
+    def split(self, name: str) -> LabeledImages:
+        """One split, loaded on first use: train (without the held-out images), val, or test."""
+        if name in ("train", "val"):
+            self.setup("fit")
+        elif name not in self.splits:
+            self.splits[name] = self.source.load(name)
+            self._check_shape(self.splits[name], name)
+        return self.splits[name]
 
     def _split_on_device(self, split: str) -> LabeledImages:
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")

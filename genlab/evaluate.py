@@ -1,0 +1,143 @@
+"""`genlab eval ckpt_path=...`: FID, KID, precision/recall, Inception Score and class coverage of a
+trained run, under one stated protocol, written to metrics.json beside the checkpoint.
+
+Protocol: `n_samples` generated images (latents from `seed`; conditional models cycle through the
+classes) against the first `n_samples` real images of `split` (at most the whole split), both in
+[-1, 1]. Features come from `extractor`: `inception` (FID Inception-v3 pool features, 2048-d,
+images resized to 299x299 with TF1 bilinear, grayscale repeated to RGB) or `classifier` (genlab's
+domain classifier, 128-d). IS and coverage always use the domain classifier's class probabilities.
+Real-image features are cached per (data set, split, extractor, N).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from genlab.cli import full_command_line
+from genlab.errors import ConfigError, report_user_errors
+from genlab.runs import load_model, load_run_config, resolve_device
+
+log = logging.getLogger("genlab")
+EXTRACTORS = ("auto", "classifier", "inception")
+
+
+def cached_features(cache_dir: str | Path, key: str, compute) -> Any:
+    """Features stored under <cache_dir>/features/<key>.pt, computed once."""
+    import torch
+
+    from genlab.checkpoints import atomic_torch_save, load_checkpoint
+
+    path = Path(cache_dir).expanduser() / "features" / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '-', key)}.pt"
+    if path.is_file():
+        log.info("real-image features from the cache: %s", path)
+        return load_checkpoint(path)["features"]
+    features = compute()
+    atomic_torch_save({"features": features, "key": key}, path)
+    return features
+
+
+def generate(model: Any, n: int, batch_size: int, seed: int) -> Any:
+    import torch
+
+    from genlab.callbacks.sample_quality import generated_batches
+
+    return torch.cat([images.float().cpu() for images in generated_batches(model, n, batch_size, seed)])
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    from hydra.utils import instantiate
+
+    from genlab.data.datamodule import to_signed_unit
+    from genlab.metrics.coverage import class_coverage
+    from genlab.metrics.domain_classifier import load_or_train
+    from genlab.metrics.features import InceptionFeatures, extract
+    from genlab.metrics.quality import fid, inception_score, kid, precision_recall
+
+    if cfg.extractor not in EXTRACTORS:
+        raise ConfigError(f"extractor={cfg.extractor!r} is not known; choose one of: {', '.join(EXTRACTORS)}")
+    device = resolve_device(cfg.device)
+    run_cfg = load_run_config(cfg.ckpt_path, cfg.paths)
+    model = load_model(cfg.ckpt_path, run_cfg, device)
+    datamodule = instantiate(run_cfg.data)
+    real_split = datamodule.split(cfg.split)
+    n_real = min(cfg.n_samples, len(real_split))
+    classifier, classifier_facts = load_or_train(
+        cfg.paths.cache_dir, datamodule.name, datamodule.split, datamodule.num_classes, cfg.classifier, device
+    )
+    name = cfg.extractor if cfg.extractor != "auto" else ("inception" if device.startswith("cuda") else "classifier")
+    if name == "inception":
+        extractor, extractor_id = InceptionFeatures(cfg.inception_weights).to(device), "inception"
+    else:
+        extractor, extractor_id = classifier, f"classifier-{classifier_facts['stamp']}"
+
+    def features(images: Any, what: str) -> Any:
+        return extract(extractor, images, cfg.batch_size, device, progress=cfg.progress, desc=f"{what} features")
+
+    key = f"{datamodule.name}_{cfg.split}_{extractor_id}_{n_real}"
+    real = cached_features(cfg.paths.cache_dir, key, lambda: features(to_signed_unit(real_split.images[:n_real]), "real"))
+    fake_images = generate(model, cfg.n_samples, cfg.batch_size, cfg.seed)
+    fake = features(fake_images, "generated")
+    # class probabilities from the domain classifier, reusing the features when it is the extractor
+    judged = fake if name == "classifier" else extract(classifier, fake_images, cfg.batch_size, device, progress=False)
+    probabilities = classifier.classify(judged).cpu()
+    metrics: dict[str, float] = {"fid": fid(real, fake)}
+    kid_result = kid(real, fake, subsets=cfg.kid_subsets, subset_size=min(cfg.kid_subset_size, len(real), len(fake)))
+    metrics.update(kid=kid_result.mean, kid_std=kid_result.std)
+    pr = precision_recall(real, fake, k=cfg.pr_k)
+    metrics.update(precision=pr.precision, recall=pr.recall)
+    score = inception_score(probabilities, splits=cfg.is_splits)
+    metrics.update(inception_score=score.mean, inception_score_std=score.std)
+    coverage = class_coverage(probabilities, threshold=cfg.coverage_threshold)
+    metrics.update(
+        coverage_entropy=coverage.entropy, coverage_normalized_entropy=coverage.normalized_entropy,
+        confident_share=coverage.confident_share, classes_covered=float(coverage.classes_covered),
+    )
+    return {
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "protocol": {
+            "data": datamodule.name, "split": cfg.split, "n_generated": cfg.n_samples, "n_real": n_real,
+            "extractor": name, "extractor_source": getattr(extractor, "source", classifier_facts["path"]),
+            "seed": cfg.seed, "kid_subset_size": min(cfg.kid_subset_size, len(real), len(fake)),
+            "kid_subsets": cfg.kid_subsets, "pr_k": cfg.pr_k,
+            "classifier_test_accuracy": classifier_facts["test_accuracy"],
+        },
+        "metrics": metrics,
+        "class_counts": coverage.counts.tolist(),
+    }
+
+
+def write_results(results: dict[str, Any], ckpt_path: str | Path) -> Path:
+    """Merge into metrics.json beside the checkpoint, one entry per checkpoint file name."""
+    path = Path(ckpt_path).expanduser().resolve().with_name("metrics.json")
+    existing = json.loads(path.read_text()) if path.is_file() else {}
+    existing[Path(ckpt_path).name] = results
+    path.write_text(json.dumps(existing, indent=2))
+    return path
+
+
+def format_table(results: dict[str, Any]) -> str:
+    protocol = results["protocol"]
+    lines = [
+        f"{protocol['n_generated']} generated vs {protocol['n_real']} real ({protocol['data']}, {protocol['split']} split),"
+        f" {protocol['extractor']} features",
+        f"{'metric':<28}value",
+    ]
+    lines += [f"{name:<28}{value:.4f}" for name, value in results["metrics"].items()]
+    return "\n".join(lines)
+
+
+@hydra.main(config_path="pkg://genlab.configs", config_name="eval", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    with full_command_line(), report_user_errors():
+        results = evaluate(cfg)
+        path = write_results(results, cfg.ckpt_path)
+        print(format_table(results))
+        log.info("written to %s", path)
+        (Path(cfg.paths.output_dir) / "metrics.json").write_text(json.dumps(results, indent=2))

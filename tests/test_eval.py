@@ -1,0 +1,98 @@
+"""`genlab eval` and `genlab sample` on a real (short) run; val/fid during training."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+GENLAB = str(Path(sys.executable).parent / "genlab")
+# a small domain classifier keeps the one-off classifier training to seconds
+SMALL_JUDGE = ("classifier.epochs=1", "classifier.base_channels=8", "classifier.feature_dim=32")
+
+
+def genlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run([GENLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A conditional GAN trained for a few batches on the bundled digits: (workdir, run folder)."""
+    workdir = tmp_path_factory.mktemp("evalrun")
+    run_dir = workdir / "run"
+    result = genlab(
+        "train", "model=cgan", "debug=limit", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+        "callbacks.sample_quality.n_samples=200", f"paths.cache_dir={workdir / 'cache'}", f"hydra.run.dir={run_dir}",
+        *SMALL_JUDGE, cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, run_dir
+
+
+def test_training_logs_val_fid_and_keeps_the_best_checkpoint(trained_run):
+    _, run_dir = trained_run
+    metrics = json.loads((run_dir / "summary.json").read_text())["metrics"]
+    assert metrics["val/fid"] > 0 and 0 <= metrics["val/coverage_entropy"] <= 2.31
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert (workdir_cache := trained_run[0] / "cache" / "classifiers" / "mnist_mini.pt").is_file(), workdir_cache
+
+
+def test_eval_writes_every_metric_beside_the_checkpoint(trained_run):
+    workdir, run_dir = trained_run
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    args = ("eval", f"ckpt_path={ckpt}", "n_samples=300", "extractor=classifier", "progress=false",
+            f"paths.cache_dir={workdir / 'cache'}", *SMALL_JUDGE)
+    first = genlab(*args, cwd=workdir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "300 generated vs 300 real (mnist_mini, test split), classifier features" in first.stdout
+    results = json.loads((ckpt.parent / "metrics.json").read_text())["last.ckpt"]
+    for name in ("fid", "kid", "precision", "recall", "inception_score", "coverage_entropy", "classes_covered"):
+        assert name in results["metrics"]
+    assert 1 <= results["metrics"]["inception_score"] <= 10
+    assert 0 <= results["metrics"]["precision"] <= 1 and 0 <= results["metrics"]["recall"] <= 1
+    assert results["protocol"]["split"] == "test" and results["protocol"]["n_real"] == 300
+    assert sum(results["class_counts"]) == 300
+    second = genlab(*args, cwd=workdir)  # the real-image features now come from the cache
+    assert "real-image features from the cache" in second.stdout + second.stderr
+    again = json.loads((ckpt.parent / "metrics.json").read_text())["last.ckpt"]
+    assert again["metrics"]["fid"] == pytest.approx(results["metrics"]["fid"], rel=1e-6)
+
+
+def test_eval_with_inception_features(trained_run):
+    workdir, run_dir = trained_run
+    result = genlab("eval", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "n_samples=12", "batch_size=6",
+                    "extractor=inception", "kid_subset_size=6", "progress=false",
+                    f"paths.cache_dir={workdir / 'cache'}", *SMALL_JUDGE, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((run_dir / "checkpoints" / "metrics.json").read_text())["last.ckpt"]
+    assert results["protocol"]["extractor"] == "inception" and "default_1.pt" in results["protocol"]["extractor_source"]
+
+
+def test_eval_refuses_an_unknown_extractor(trained_run):
+    workdir, run_dir = trained_run
+    result = genlab("eval", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "extractor=vgg", cwd=workdir)
+    assert result.returncode == 2 and "extractor='vgg' is not known" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sample_gives_one_row_per_class_and_an_interpolation_strip(trained_run):
+    workdir, run_dir = trained_run
+    result = genlab("sample", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "n=40", f"out={workdir / 'png'}",
+                    cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    grid = Image.open(workdir / "png" / "sample_seed0.png")
+    # 40 samples of a 10-class model: 10 rows (one per class) of 4; torchvision pads 2 px around 28 px digits
+    assert grid.size == (4 * 30 + 2, 10 * 30 + 2)
+    strip = Image.open(workdir / "png" / "interpolation_seed0.png")
+    assert strip.size == (10 * 30 + 2, 8 * 30 + 2)
+
+
+def test_eval_of_a_checkpoint_outside_a_run_folder_says_what_it_needs(tmp_path):
+    (tmp_path / "x.ckpt").write_bytes(b"")
+    result = genlab("eval", f"ckpt_path={tmp_path / 'x.ckpt'}", cwd=tmp_path)
+    assert result.returncode == 2 and ".hydra/config.yaml is missing" in result.stderr
