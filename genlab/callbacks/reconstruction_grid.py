@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
+
+from genlab.callbacks.sample_grid import publish_grid
 
 
 class ReconstructionGrid(pl.Callback):
@@ -31,9 +32,4 @@ class ReconstructionGrid(pl.Callback):
         rebuilt = pl_module.reconstruct(images, labels)
         pairs = torch.cat([images.float().cpu(), rebuilt.float().cpu()])
         grid = make_grid(pairs, nrow=len(images), normalize=True, value_range=(-1, 1))
-        self.dirpath.mkdir(parents=True, exist_ok=True)
-        save_image(grid, self.dirpath / f"epoch_{trainer.current_epoch:04d}.png")
-        save_image(grid, self.dirpath / "last.png")
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("reconstructions", grid, global_step=trainer.global_step)
+        publish_grid(trainer, grid, self.dirpath, "reconstructions")

@@ -15,6 +15,16 @@ from torchvision.utils import make_grid, save_image
 from genlab.modules.base import GenerativeModule
 
 
+def publish_grid(trainer: pl.Trainer, grid: torch.Tensor, dirpath: Path, tag: str) -> None:
+    """Save a grid as <dirpath>/epoch_XXXX.png and last.png, and log it to TensorBoard under `tag`."""
+    dirpath.mkdir(parents=True, exist_ok=True)
+    save_image(grid, dirpath / f"epoch_{trainer.current_epoch:04d}.png")
+    save_image(grid, dirpath / "last.png")
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(tag, grid, global_step=trainer.global_step)
+
+
 def grid_labels(num_classes: int, n_per_class: int) -> torch.Tensor:
     """Row k of the grid shows class k: [0]*n, [1]*n, ..."""
     return torch.arange(num_classes).repeat_interleave(n_per_class)
@@ -45,10 +55,4 @@ class SampleGrid(pl.Callback):
             return
         z, labels = self.fixed_inputs(pl_module)
         images = pl_module.generate(z, labels).float().cpu()
-        grid = make_grid(images, nrow=self.nrow, normalize=True, value_range=(-1, 1))
-        self.dirpath.mkdir(parents=True, exist_ok=True)
-        save_image(grid, self.dirpath / f"epoch_{epoch:04d}.png")
-        save_image(grid, self.dirpath / "last.png")
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("samples", grid, global_step=trainer.global_step)
+        publish_grid(trainer, make_grid(images, nrow=self.nrow, normalize=True, value_range=(-1, 1)), self.dirpath, "samples")

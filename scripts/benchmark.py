@@ -1,0 +1,403 @@
+"""How fast genlab trains and starts, as ratios measured in one run on one machine.
+
+Throughput (images/s of steady-state training batches) of the same networks, optimizers,
+losses and batch size on mnist_mini, trained three ways:
+
+  genlab      `genlab train`'s own path: the composed config, genlab.train.build, Trainer.fit
+              with its default logger and callbacks (progress bar and validation off)
+  plain       a hand-written PyTorch loop over batches sliced from tensors on the device
+  DataLoader  the same loop fed the usual way: a Dataset of PIL images with per-item
+              transforms and a shuffling torch.utils.data.DataLoader
+
+genlab/plain is what Lightning and genlab's logging and callbacks cost (the target is >= 0.95);
+plain/DataLoader is what keeping the data set on the device gains. Start-up: the wall time
+of `genlab --help`, `genlab train --help`, and from launching `genlab train` to its first step.
+
+    python scripts/benchmark.py
+    python scripts/benchmark.py --device cuda --batches 300 --json benchmark.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import itertools
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from functools import partial
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from _bench_callbacks import MARK, SteadyStateClock, synchronized_time
+from genlab.data.datamodule import to_signed_unit
+from genlab.data.sources import LabeledImages
+from genlab.modules.base import GenerativeModule
+from genlab.modules.vae import VAEModule
+from genlab.objectives import (
+    adversarial_loss,
+    clip_weights_,
+    gaussian_kl_divergence,
+    gradient_penalty,
+    reconstruction_loss,
+    reparameterize,
+)
+from genlab.train import build
+
+SCRIPTS = Path(__file__).resolve().parent
+PATHS = ("genlab", "plain", "DataLoader")
+Batch = tuple[Tensor, Tensor]
+Step = Callable[[Tensor, Tensor], None]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--models", nargs="+", default=["dcgan", "wgan_gp", "vae"], help="configs/model options")
+    parser.add_argument("--batches", type=int, default=50, help="timed steady-state batches per measurement")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed batches before them")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each kind; the best counts")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--json", type=Path, help="also save every measurement here")
+    args = parser.parse_args()
+    if min(args.batches, args.batch_size, args.repeats) < 1 or min(args.warmup, args.workers) < 0:
+        parser.error("--batches, --batch-size and --repeats must be >= 1; --warmup and --workers >= 0")
+    return args
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: this torch sees no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
+# --- the configuration, as `genlab train` composes it -----------------------------------------
+
+
+def compose_train(model: str, batch_size: int, device: torch.device, total_batches: int, run_dir: Path) -> DictConfig:
+    """configs/train.yaml for one model, composed like tests/conftest.py does, its paths inside run_dir.
+
+    Validation is off (limit_val_batches=0), so no images are held out for it (val_size=0) and
+    the sample-quality callback has no domain classifier to train. There are as many epochs as
+    batches, an upper bound: SteadyStateClock stops the fit when its batches are timed.
+    """
+    overrides = [
+        f"model={model}",
+        "data=mnist_mini",
+        f"data.batch_size={batch_size}",
+        "data.val_size=0",
+        f"trainer.accelerator={'gpu' if device.type == 'cuda' else 'cpu'}",
+        "trainer.devices=1",
+        f"trainer.max_epochs={total_batches}",
+        "trainer.limit_val_batches=0",
+        "trainer.enable_progress_bar=false",
+        "~callbacks.progress_bar",
+    ]
+    GlobalHydra.instance().clear()
+    with initialize_config_module("genlab.configs", version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(run_dir)
+        cfg.paths.output_dir = str(run_dir / "run")
+        cfg.paths.log_dir = str(run_dir / "outputs")
+        cfg.paths.data_dir = str(run_dir / "data")
+    return cfg
+
+
+def load_training_images(cfg: DictConfig) -> LabeledImages:
+    """The training split the genlab path trains on (uint8, on the CPU)."""
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    return datamodule.split("train")
+
+
+# --- (a) genlab ---------------------------------------------------------------------------------
+
+
+def genlab_throughput(model: str, args: argparse.Namespace, device: torch.device) -> float:
+    """Images/s of `genlab train`'s code path, timed from inside the Trainer by SteadyStateClock."""
+    with tempfile.TemporaryDirectory(prefix="genlab-bench-") as run_dir:
+        cfg = compose_train(model, args.batch_size, device, args.warmup + args.batches, Path(run_dir))
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        datamodule, module, trainer = build(cfg)
+        clock = SteadyStateClock(args.warmup, args.batches)
+        trainer.callbacks.append(clock)
+        datamodule.setup("fit")
+        with contextlib.redirect_stdout(io.StringIO()):  # the model summary table, once per fit
+            trainer.fit(module, datamodule=datamodule)
+    if clock.timed < args.batches:
+        raise RuntimeError(f"{model}: the genlab run stopped after {clock.timed} of {args.batches} timed batches")
+    return clock.timed * args.batch_size / clock.seconds
+
+
+# --- (b) and (c): the plain loop ------------------------------------------------------------------
+
+
+def build_module(cfg: DictConfig, device: torch.device) -> GenerativeModule:
+    """The LightningModule exactly as genlab.train.build makes it; the plain loop uses its nets only."""
+    optimizer = instantiate(cfg.optimizer, _convert_="all")
+    module = instantiate(cfg.model, optimizer=optimizer, on_nonfinite=cfg.get("on_nonfinite", "stop"), _convert_="partial")
+    return module.to(device).train()
+
+
+def adversarial_step(module: GenerativeModule, cfg: DictConfig) -> Step:
+    """genlab/modules/gan.py's training_step without Lightning: a critic step on every batch,
+    a generator step on every n_critic-th, one fake batch shared by both; nothing logged."""
+    generator, critic = module.generator, module.discriminator
+    factories = instantiate(cfg.optimizer, _convert_="all")
+    opt_g, opt_d = factories["generator"](generator.parameters()), factories["discriminator"](critic.parameters())
+    objective = adversarial_loss(cfg.model.loss)
+    n_critic, gp_weight, clip_value = cfg.model.n_critic, cfg.model.gp_weight, cfg.model.clip_value
+    latent_dim, conditional = cfg.model.latent_dim, cfg.model.num_classes > 0
+    critic_steps = itertools.count(1)
+
+    def step(real: Tensor, labels: Tensor) -> None:
+        labels = labels if conditional else None
+        generator_turn = next(critic_steps) % n_critic == 0
+        with torch.set_grad_enabled(generator_turn):
+            fake = generator(torch.randn(real.shape[0], latent_dim, device=real.device), labels)
+        d_loss = objective.discriminator(critic(real, labels), critic(fake.detach(), labels))
+        if gp_weight > 0:
+            d_loss = d_loss + gp_weight * gradient_penalty(partial(critic, labels=labels), real, fake)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        if clip_value is not None:
+            clip_weights_(critic, clip_value)
+        if generator_turn:
+            critic.requires_grad_(False)  # as Lightning's toggle_optimizer: the generator's loss makes no critic gradients
+            g_loss = objective.generator(critic(fake, labels))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            critic.requires_grad_(True)
+
+    return step
+
+
+def vae_step(module: GenerativeModule, cfg: DictConfig) -> Step:
+    """genlab/modules/vae.py's training step without Lightning: minimise the negative ELBO; nothing logged."""
+    encoder, decoder = module.encoder, module.decoder
+    optimizer = instantiate(cfg.optimizer, _convert_="all")["generator"]([*encoder.parameters(), *decoder.parameters()])
+    reconstruction = reconstruction_loss(cfg.model.likelihood)
+    kl_weight, conditional = cfg.model.kl_weight, cfg.model.num_classes > 0
+
+    def step(images: Tensor, labels: Tensor) -> None:
+        labels = labels if conditional else None
+        mu, logvar = encoder(images, labels)
+        z = reparameterize(mu, logvar)
+        nll = reconstruction(decoder(z, labels), (images + 1) / 2)
+        loss = (nll + kl_weight * gaussian_kl_divergence(mu, logvar)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def device_batches(data: LabeledImages, batch_size: int) -> Iterator[Batch]:
+    """Endless shuffled batches sliced from the uint8 data set on the device, scaled there, as genlab does."""
+    while True:
+        order = torch.randperm(len(data)).to(data.images.device)
+        for start in range(0, len(data) - batch_size + 1, batch_size):
+            index = order[start : start + batch_size]
+            yield to_signed_unit(data.images.index_select(0, index)), data.labels.index_select(0, index)
+
+
+class PILImages(Dataset):
+    """torchvision's dataset pattern (datasets.MNIST): uint8 arrays, one PIL image per item, per-item transforms to [-1, 1]."""
+
+    def __init__(self, data: LabeledImages) -> None:
+        channels = data.images.shape[1]
+        images = data.images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C), PIL's layout
+        self.images = images[..., 0] if channels == 1 else images
+        self.labels = data.labels.tolist()
+        half = [0.5] * channels
+        self.transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(half, half)])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        return self.transform(Image.fromarray(self.images[index])), self.labels[index]
+
+
+def loader_batches(data: LabeledImages, batch_size: int, device: torch.device, workers: int) -> Iterator[Batch]:
+    """Endless batches from a shuffling DataLoader, copied to the device."""
+    cuda = device.type == "cuda"
+    loader = DataLoader(
+        PILImages(data), batch_size=batch_size, shuffle=True, drop_last=True,
+        num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0,
+    )
+    while True:
+        for images, labels in loader:
+            yield images.to(device, non_blocking=cuda), labels.to(device, non_blocking=cuda)
+
+
+def plain_throughput(cfg: DictConfig, batches: Iterator[Batch], args: argparse.Namespace, device: torch.device) -> float:
+    """Images/s of the plain loop over `batches`; fetching each batch is timed with its step."""
+    module = build_module(cfg, device)
+    step = vae_step(module, cfg) if isinstance(module, VAEModule) else adversarial_step(module, cfg)
+    for _ in range(args.warmup):
+        step(*next(batches))
+    start = synchronized_time(device)
+    for _ in range(args.batches):
+        step(*next(batches))
+    return args.batches * args.batch_size / (synchronized_time(device) - start)
+
+
+def measure_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, dict[str, list[float]]]:
+    """Every model's images/s along every path, `repeats` times, the paths interleaved so drift hits all alike."""
+    results = {model: {path: [] for path in PATHS} for model in args.models}
+    total = args.warmup + args.batches
+    with tempfile.TemporaryDirectory(prefix="genlab-bench-") as scratch:  # the plain loop reads no paths
+        configs = {model: compose_train(model, args.batch_size, device, total, Path(scratch)) for model in args.models}
+    cpu_data = load_training_images(configs[args.models[0]])
+    on_device = cpu_data.to(device)
+    feeds = {
+        "plain": lambda: device_batches(on_device, args.batch_size),
+        "DataLoader": lambda: loader_batches(cpu_data, args.batch_size, device, args.workers),
+    }
+    for repeat, model in itertools.product(range(args.repeats), args.models):
+        cfg = configs[model]
+        for path in PATHS:
+            pl.seed_everything(cfg.seed, workers=True, verbose=False)
+            if path == "genlab":
+                speed = genlab_throughput(model, args, device)
+            else:
+                speed = plain_throughput(cfg, feeds[path](), args, device)
+            results[model][path].append(speed)
+            print(f"  repeat {repeat + 1}/{args.repeats} {model:<8} {path:<10} {speed:9.1f} img/s", file=sys.stderr)
+    return results
+
+
+# --- start-up --------------------------------------------------------------------------------------
+
+
+def genlab_executable() -> str:
+    found = shutil.which("genlab", path=str(Path(sys.executable).parent)) or shutil.which("genlab")
+    if found is None:
+        raise SystemExit("no `genlab` command found: pip install -e . in this environment")
+    return found
+
+
+def run_command(command: list[str], **options: object) -> str:
+    """Run a command and return its stdout; a failure ends the benchmark with the command's own error."""
+    result = subprocess.run(command, capture_output=True, text=True, **options)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def best_wall_time(command: list[str], repeats: int) -> float:
+    """The fastest of `repeats` runs of a command, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run_command(command)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def first_step_times(device: torch.device) -> tuple[float, float]:
+    """Seconds from launching `genlab train` to the start and to the end of its first training batch.
+
+    FirstStepClock, injected by a Hydra override, prints the wall-clock times; the run is one
+    batch of dcgan on mnist_mini without validation, in a scratch folder.
+    """
+    with tempfile.TemporaryDirectory(prefix="genlab-bench-") as run_dir:
+        command = [
+            genlab_executable(), "train", "data=mnist_mini", "data.val_size=0",
+            f"trainer.accelerator={'gpu' if device.type == 'cuda' else 'cpu'}",
+            "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0",
+            "trainer.enable_progress_bar=false", "~callbacks.progress_bar", f"hydra.run.dir={run_dir}",
+            "+callbacks.first_step._target_=_bench_callbacks.FirstStepClock",
+        ]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SCRIPTS), os.environ.get("PYTHONPATH")]))}
+        launched = time.time()
+        stdout = run_command(command, env=env, cwd=run_dir)
+    stamps = dict(line.split()[1:] for line in stdout.splitlines() if line.startswith(MARK))
+    return float(stamps["first_batch_start"]) - launched, float(stamps["first_batch_end"]) - launched
+
+
+def measure_startup(device: torch.device, repeats: int) -> dict[str, float]:
+    genlab = genlab_executable()
+    first_steps = [first_step_times(device) for _ in range(repeats)]
+    return {
+        "genlab --help": best_wall_time([genlab, "--help"], repeats),
+        "genlab train --help": best_wall_time([genlab, "train", "--help"], repeats),
+        "genlab train: launch to first batch start": min(start for start, _ in first_steps),
+        "genlab train: launch to first batch end": min(end for _, end in first_steps),
+    }
+
+
+# --- report -------------------------------------------------------------------------------------------
+
+
+def print_report(best: dict[str, dict[str, float]], startup: dict[str, float], args: argparse.Namespace, device: torch.device) -> None:
+    print(
+        f"\n{device.type}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch size {args.batch_size},"
+        f" {args.batches} timed batches after {args.warmup} warm-up, best of {args.repeats}\n"
+    )
+    header = f"{'model':<10}{'genlab img/s':>14}{'plain img/s':>14}{'DataLoader img/s':>18}{'genlab/plain':>14}{'plain/DataLoader':>18}"
+    print(header)
+    print("-" * len(header))
+    for model, speed in best.items():
+        print(
+            f"{model:<10}{speed['genlab']:>14.1f}{speed['plain']:>14.1f}{speed['DataLoader']:>18.1f}"
+            f"{speed['genlab'] / speed['plain']:>14.3f}{speed['plain'] / speed['DataLoader']:>18.2f}"
+        )
+    print(f"\nstart-up (best of {args.repeats})")
+    for name, seconds in startup.items():
+        print(f"  {name:<45}{seconds:7.2f} s")
+
+
+def save_json(path: Path, results: dict, best: dict, startup: dict, args: argparse.Namespace, device: torch.device) -> None:
+    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    machine = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
+    if device.type == "cuda":
+        machine["gpu"] = torch.cuda.get_device_name(device)
+    ratios = {m: {"genlab/plain": s["genlab"] / s["plain"], "plain/DataLoader": s["plain"] / s["DataLoader"]} for m, s in best.items()}
+    report = {"settings": settings, "machine": machine, "images_per_second": results, "best": best, "ratios": ratios, "startup_seconds": startup}
+    path.write_text(json.dumps(report, indent=2))
+
+
+def main() -> int:
+    args = parse_args()
+    device = resolve_device(args.device)
+    # Lightning's notes (accelerators, small epochs, unmonitored checkpoints) would bury the table
+    warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning")
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    results = measure_throughput(args, device)
+    best = {model: {path: max(speeds) for path, speeds in paths.items()} for model, paths in results.items()}
+    startup = measure_startup(device, args.repeats)
+    print_report(best, startup, args, device)
+    if args.json:
+        save_json(args.json, results, best, startup, args, device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
