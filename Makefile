@@ -17,7 +17,7 @@ help:
 	@echo "make train        install if needed, then the quick start (DCGAN on 5,000 MNIST digits, CPU minutes)"
 	@echo "make test         install if needed, then the whole test suite"
 	@echo "make tensorboard  watch every run under outputs/"
-	@echo "make clean        delete outputs/, caches and build files (keeps .venv; 'make distclean' drops it)"
+	@echo "make clean        delete outputs/, .cache/ (domain classifiers), build files (keeps .venv; 'make distclean' drops it)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,7 @@ tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir outputs
 
 clean:
-	rm -rf outputs lightning_logs .pytest_cache build dist *.egg-info
+	rm -rf outputs lightning_logs .cache .pytest_cache build dist *.egg-info
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
 
 distclean: clean

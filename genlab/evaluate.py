@@ -88,7 +88,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     judged = fake if name == "classifier" else extract(classifier, fake_images, cfg.batch_size, device, progress=False)
     probabilities = classifier.classify(judged).cpu()
     metrics: dict[str, float] = {"fid": fid(real, fake)}
-    kid_result = kid(real, fake, subsets=cfg.kid_subsets, subset_size=min(cfg.kid_subset_size, len(real), len(fake)))
+    kid_subset_size = min(cfg.kid_subset_size, len(real), len(fake))
+    kid_result = kid(real, fake, subsets=cfg.kid_subsets, subset_size=kid_subset_size)
     metrics.update(kid=kid_result.mean, kid_std=kid_result.std)
     pr = precision_recall(real, fake, k=cfg.pr_k)
     metrics.update(precision=pr.precision, recall=pr.recall)
@@ -104,7 +105,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "protocol": {
             "data": datamodule.name, "split": cfg.split, "n_generated": cfg.n_samples, "n_real": n_real,
             "extractor": name, "extractor_source": getattr(extractor, "source", classifier_facts["path"]),
-            "seed": cfg.seed, "kid_subset_size": min(cfg.kid_subset_size, len(real), len(fake)),
+            "seed": cfg.seed, "kid_subset_size": kid_subset_size,
             "kid_subsets": cfg.kid_subsets, "pr_k": cfg.pr_k,
             "classifier_test_accuracy": classifier_facts["test_accuracy"],
         },
