@@ -16,7 +16,6 @@ from genlab.metrics.features import (
     ClassifierFeatures,
     InceptionFeatures,
     extract,
-    fid_helper_weights,
     tf1_bilinear_resize,
 )
 from genlab.metrics.frechet import frechet_distance_of_features
