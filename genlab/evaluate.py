@@ -30,7 +30,6 @@ EXTRACTORS = ("auto", "classifier", "inception")
 
 def cached_features(cache_dir: str | Path, key: str, compute) -> Any:
     """Features stored under <cache_dir>/features/<key>.pt, computed once."""
-
     from genlab.checkpoints import atomic_torch_save, load_checkpoint
 
     path = Path(cache_dir).expanduser() / "features" / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '-', key)}.pt"
