@@ -100,10 +100,12 @@ def choose_objective(runs: Sequence[Run], requested: str | None) -> str | None:
 def sort_runs(runs: list[Run], objective: str | None, mode: str | None) -> list[Run]:
     higher = (mode == "max") if mode else (objective in HIGHER_IS_BETTER)
 
-    def key(run: Run) -> tuple[int, float]:
+    def key(run: Run) -> tuple[bool, float]:
+        """Completed runs with the objective first, best first; the rest after, in their order."""
         value = run.metrics.get(objective, math.nan) if objective else math.nan
-        missing = run.status != "completed" or math.isnan(value)
-        return (1 if missing else 0, -value if higher and not missing else value if not missing else 0.0)
+        if run.status != "completed" or math.isnan(value):
+            return (True, 0.0)
+        return (False, -value if higher else value)
 
     return sorted(runs, key=key)
 
