@@ -8,6 +8,7 @@ moves it a lot. VAEs are judged by their ELBO on held-out digits.
 from __future__ import annotations
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
@@ -25,12 +26,14 @@ CPU_SHORT = (
 SMALL_CONV = ("model.net.generator.base_channels=16", "model.net.discriminator.base_channels=16")
 # The WGANs take 5 critic steps per generator step; to learn within 80 batches their tests use a
 # larger learning rate than the papers' (the objectives, clipping and penalty are unchanged).
+# Epochs are chosen so that every one of seeds 0-5 ended below 0.45 of the start (most below
+# 0.2): at 2 epochs one SN-GAN seed ended at 0.88 and DCGAN seeds at 0.41, LSGAN at 4 epochs at 0.45.
 GANS = [
     ("gan", 2, ()),
     ("cgan", 2, ()),
-    ("dcgan", 2, SMALL_CONV),
-    ("lsgan", 4, SMALL_CONV),
-    ("sngan", 2, SMALL_CONV),
+    ("dcgan", 3, SMALL_CONV),
+    ("lsgan", 6, SMALL_CONV),
+    ("sngan", 4, SMALL_CONV),
     ("wgan", 2, (*SMALL_CONV, "optimizer.lr=5e-4")),
     ("wgan_gp", 2, (*SMALL_CONV, "optimizer.lr=1e-3")),
 ]
@@ -55,6 +58,7 @@ def sample_distance(model, real: torch.Tensor) -> float:
 @pytest.mark.parametrize(("name", "epochs", "extra"), GANS, ids=[g[0] for g in GANS])
 def test_gan_samples_move_towards_real_digits(compose_train, real_features, name, epochs, extra):
     cfg = compose_train(*CPU_SHORT, f"model={name}", f"trainer.max_epochs={epochs}", *extra)
+    pl.seed_everything(cfg.seed, verbose=False)  # as `genlab train` does: the same start on every run
     datamodule, model, trainer = build(cfg)
     before = sample_distance(model, real_features)
     trainer.fit(model, datamodule=datamodule)
@@ -75,6 +79,7 @@ def heldout_elbo(model, datamodule) -> float:
 @pytest.mark.parametrize("name", ["vae", "cvae"])
 def test_vae_heldout_elbo_improves(compose_train, name):
     cfg = compose_train(*CPU_SHORT, f"model={name}", "trainer.max_epochs=1")
+    pl.seed_everything(cfg.seed, verbose=False)
     datamodule, model, trainer = build(cfg)
     datamodule.setup("fit")
     before = heldout_elbo(model, datamodule)
