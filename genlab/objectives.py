@@ -57,7 +57,14 @@ def gradient_penalty(
 
     `critic` maps a batch of images to one score each; extra arguments (class labels)
     are bound by the caller. The graph is kept so the penalty trains the critic.
+
+    Under float16 autocast (trainer.precision=16-mixed) the penalty runs in float32: its input
+    gradients would under- or overflow in float16, and no loss scale reaches `autograd.grad`.
     """
+    device_type = real.device.type
+    if torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == torch.float16:
+        with torch.autocast(device_type, enabled=False):
+            return gradient_penalty(critic, real.float(), fake.float(), generator)
     eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
     eps = torch.rand(eps_shape, device=real.device, dtype=real.dtype, generator=generator)
     interpolates = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)

@@ -31,13 +31,23 @@ def instantiate_list(configs: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in configs.values() if isinstance(node, DictConfig) and "_target_" in node]
 
 
+def build_model(cfg: DictConfig) -> Any:
+    """The LightningModule a config describes, with its optimizers, divergence rule and speed options."""
+    from hydra.utils import instantiate
+
+    optimizer = instantiate(cfg.optimizer, _convert_="all")
+    return instantiate(
+        cfg.model, optimizer=optimizer, on_nonfinite=cfg.get("on_nonfinite", "stop"), speed=cfg.get("speed"),
+        _convert_="partial",
+    )
+
+
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """The datamodule, the LightningModule and the Trainer a config describes."""
     from hydra.utils import instantiate
 
     datamodule = instantiate(cfg.data)
-    optimizer = instantiate(cfg.optimizer, _convert_="all")
-    model = instantiate(cfg.model, optimizer=optimizer, on_nonfinite=cfg.get("on_nonfinite", "stop"), _convert_="partial")
+    model = build_model(cfg)
     loggers = instantiate_list(cfg.get("logger"))
     callbacks = instantiate_list(cfg.get("callbacks"))
     if not loggers:  # a learning-rate monitor only reports to loggers, and Lightning refuses it without one

@@ -54,6 +54,9 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.clip_value", lambda v: v is None or positive_number(v), "null or a positive number"),
     ("model.kl_weight", non_negative_number, "a number >= 0"),
     ("on_nonfinite", lambda v: v in ("stop", "skip"), "stop or skip"),
+    ("speed.compile", lambda v: isinstance(v, bool), "true or false"),
+    ("speed.channels_last", lambda v: isinstance(v, bool), "true or false"),
+    ("trainer.benchmark", lambda v: v is None or isinstance(v, bool), "null, true or false"),
 ]
 
 

@@ -61,7 +61,7 @@ from genlab.objectives import (
     reconstruction_loss,
     reparameterize,
 )
-from genlab.train import build
+from genlab.train import build, build_model
 
 SCRIPTS = Path(__file__).resolve().parent
 PATHS = ("genlab", "plain", "DataLoader")
@@ -157,9 +157,7 @@ def genlab_throughput(model: str, args: argparse.Namespace, device: torch.device
 
 def build_module(cfg: DictConfig, device: torch.device) -> GenerativeModule:
     """The LightningModule exactly as genlab.train.build makes it; the plain loop uses its nets only."""
-    optimizer = instantiate(cfg.optimizer, _convert_="all")
-    module = instantiate(cfg.model, optimizer=optimizer, on_nonfinite=cfg.get("on_nonfinite", "stop"), _convert_="partial")
-    return module.to(device).train()
+    return build_model(cfg).to(device).train()
 
 
 def adversarial_step(module: GenerativeModule, cfg: DictConfig) -> Step:

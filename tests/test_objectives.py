@@ -84,6 +84,20 @@ def test_gradient_penalty_uses_interpolates_between_real_and_fake():
     assert penalty.item() == pytest.approx((math.sqrt(12) - 1) ** 2, rel=1e-5)
 
 
+def test_gradient_penalty_under_float16_autocast_is_the_float32_penalty():
+    # trainer.precision=16-mixed: float16 input gradients would under- or overflow, so the penalty runs in float32
+    critic = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Tanh(), nn.Flatten(), nn.Linear(12, 1))
+    dtypes: list[torch.dtype] = []
+    critic[0].register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    real, fake = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
+    expected = obj.gradient_penalty(lambda x: critic(x).squeeze(1), real, fake, torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert critic(real).dtype == torch.float16  # autocast does reach this critic
+        penalty = obj.gradient_penalty(lambda x: critic(x).squeeze(1), real, fake, torch.Generator().manual_seed(0))
+    assert penalty.dtype == torch.float32 and dtypes == [torch.float32, torch.float16, torch.float32]
+    assert penalty.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 def test_clip_weights_bounds_every_parameter():
     net = nn.Sequential(nn.Linear(3, 8), nn.Linear(8, 1))
     with torch.no_grad():

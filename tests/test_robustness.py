@@ -34,6 +34,7 @@ def genlab(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedPro
     ("trainer.max_epochs=0", "trainer.max_epochs=0 is not valid"),
     ("model.n_critic=0", "model.n_critic=0 is not valid"),
     ("on_nonfinite=explode", "on_nonfinite='explode' is not valid: it must be stop or skip"),
+    ("speed.compile=yes", "speed.compile='yes' is not valid: it must be true or false"),
 ])
 def test_bad_values_are_refused_by_key_before_any_data_is_loaded(tmp_path, override, message):
     # data=mnist with no data anywhere: reaching the data loader would report missing files instead

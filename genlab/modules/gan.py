@@ -13,9 +13,9 @@ import torch
 from torch import Tensor, nn
 
 from genlab.errors import ConfigError
-
 from genlab.modules.base import GenerativeModule
 from genlab.objectives import adversarial_loss, clip_weights_, gradient_penalty
+from genlab.speed import eager
 
 
 class AdversarialModule(GenerativeModule):
@@ -36,8 +36,9 @@ class AdversarialModule(GenerativeModule):
         clip_value: float | None = None,
         num_classes: int = 0,
         on_nonfinite: str = "stop",
+        speed: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(optimizer, latent_dim, num_classes, on_nonfinite)
+        super().__init__(optimizer, latent_dim, num_classes, on_nonfinite, speed)
         if n_critic < 1:
             raise ConfigError(f"model.n_critic must be >= 1, got {n_critic}")
         if "generator" not in net or "discriminator" not in net:
@@ -53,7 +54,8 @@ class AdversarialModule(GenerativeModule):
         # counted across epochs (and checkpoints), so every n_critic-th critic step is followed by
         # a generator step even when an epoch's batch count is not a multiple of n_critic
         self.critic_steps = 0
-        self.save_hyperparameters(ignore=["net", "optimizer"])
+        self.last_g_loss: Tensor | None = None
+        self.save_hyperparameters(ignore=["net", "optimizer", "speed"])
 
     def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.generator(z, labels)
@@ -83,7 +85,7 @@ class AdversarialModule(GenerativeModule):
             "d_fake": self.objective.readout(fake_scores.detach()).mean(),
         }
         if with_penalty and self.gp_weight > 0:
-            penalty = gradient_penalty(partial(self.discriminator, labels=labels), real, fake)
+            penalty = gradient_penalty(partial(eager(self.discriminator), labels=labels), real, fake)
             loss = loss + self.gp_weight * penalty
             logs["gradient_penalty"] = penalty.detach()
         return loss, logs
@@ -116,10 +118,13 @@ class AdversarialModule(GenerativeModule):
                 self.manual_backward(g_loss)
                 opt_g.step()
             self.untoggle_optimizer(opt_g)
-            self.log("train/g_loss", g_loss.detach(), prog_bar=True)
+            self.last_g_loss = g_loss.detach()
 
-        self.log("train/d_loss", logs.pop("d_loss"), prog_bar=True)
-        self.log_dict({f"train/{name}": value for name, value in logs.items()})
+        if self.logs_this_step:
+            # g_loss as of the latest generator step, which need not fall on a logging step
+            losses = {"d_loss": logs.pop("d_loss")} | ({"g_loss": self.last_g_loss} if self.last_g_loss is not None else {})
+            self.log_dict({f"train/{name}": value for name, value in losses.items()}, prog_bar=True)
+            self.log_dict({f"train/{name}": value for name, value in logs.items()})
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["critic_steps"] = self.critic_steps

@@ -29,8 +29,9 @@ class VAEModule(GenerativeModule):
         likelihood: str = "bernoulli",
         num_classes: int = 0,
         on_nonfinite: str = "stop",
+        speed: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(optimizer, latent_dim, num_classes, on_nonfinite)
+        super().__init__(optimizer, latent_dim, num_classes, on_nonfinite, speed)
         if "encoder" not in net or "decoder" not in net:
             raise ConfigError(
                 f"a VAE needs model.net.encoder and model.net.decoder, got {sorted(net)}: use model/net=conv_vae"
@@ -40,7 +41,7 @@ class VAEModule(GenerativeModule):
         self.encoder, self.decoder = net["encoder"], net["decoder"]
         self.kl_weight, self.likelihood = kl_weight, likelihood
         self.reconstruction_loss = reconstruction_loss(likelihood)
-        self.save_hyperparameters(ignore=["net", "optimizer"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "speed"])
 
     def configure_optimizers(self) -> Any:
         optimizer = self._make_optimizer("generator", self.parameters())
@@ -66,8 +67,9 @@ class VAEModule(GenerativeModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
         terms = self.elbo_terms(batch[0], self._labels(batch[1]))
-        self.log("train/loss", terms["loss"].detach(), prog_bar=True)
-        self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "loss"})
+        if self.logs_this_step:
+            self.log("train/loss", terms["loss"].detach(), prog_bar=True)
+            self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "loss"})
         # returning None makes Lightning skip this optimizer step
         return terms["loss"] if self.loss_is_finite("train/loss", terms["loss"]) else None
 
