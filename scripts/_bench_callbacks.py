@@ -36,9 +36,13 @@ class SteadyStateClock(pl.Callback):
         self.finished = 0  # training batches ended, warm-up included
         self.timed = 0
         self.seconds = 0.0
+        self.warmup_seconds = 0.0  # from the first batch's start to the warm-up's end (compilation happens here)
         self._started: float | None = None
+        self._first_started: float | None = None
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self._first_started is None:
+            self._first_started = synchronized_time(pl_module.device)
         if self._started is None and self.finished >= self.warmup and self.timed < self.batches:
             self._started = synchronized_time(pl_module.device)
 
@@ -46,6 +50,8 @@ class SteadyStateClock(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self.finished += 1
+        if self.finished == self.warmup:
+            self.warmup_seconds = synchronized_time(pl_module.device) - self._first_started
         if self._started is None:
             return
         self.timed += 1

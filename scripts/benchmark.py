@@ -10,11 +10,19 @@ losses and batch size on mnist_mini, trained three ways:
               transforms and a shuffling torch.utils.data.DataLoader
 
 genlab/plain is what Lightning and genlab's logging and callbacks cost (the target is >= 0.95);
-plain/DataLoader is what keeping the data set on the device gains. Start-up: the wall time
-of `genlab --help`, `genlab train --help`, and from launching `genlab train` to its first step.
+plain/DataLoader is what keeping the data set on the device gains.
+
+Speed options: the genlab path again with each option's overrides (speed.compile=true,
+speed.channels_last=true, trainer.precision=bf16-mixed, and on a GPU trainer.precision=16-mixed
+and trainer.benchmark=true), as a ratio to the genlab path without it, with the time its warm-up
+batches took (torch.compile compiles there).
+
+Start-up: the wall time of `genlab --help`, `genlab train --help`, and from launching
+`genlab train` to its first step.
 
     python scripts/benchmark.py
     python scripts/benchmark.py --device cuda --batches 300 --json benchmark.json
+    python scripts/benchmark.py --models vae --batches 200 --options none --no-startup
 """
 
 from __future__ import annotations
@@ -65,6 +73,14 @@ from genlab.train import build, build_model
 
 SCRIPTS = Path(__file__).resolve().parent
 PATHS = ("genlab", "plain", "DataLoader")
+# speed option -> (the overrides that turn it on, the devices it applies to)
+SPEED_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "channels_last": (("speed.channels_last=true",), ("cpu", "cuda")),
+    "compile": (("speed.compile=true",), ("cpu", "cuda")),
+    "bf16-mixed": (("trainer.precision=bf16-mixed",), ("cpu", "cuda")),
+    "16-mixed": (("trainer.precision=16-mixed",), ("cuda",)),
+    "cudnn.benchmark": (("trainer.benchmark=true",), ("cuda",)),
+}
 Batch = tuple[Tensor, Tensor]
 Step = Callable[[Tensor, Tensor], None]
 
@@ -78,8 +94,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each kind; the best counts")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument(
+        "--options", nargs="+", default=["all"], metavar="OPTION",
+        help=f"speed options to measure: all (those that apply to the device), none, or some of {', '.join(SPEED_OPTIONS)}",
+    )
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurements")
     parser.add_argument("--json", type=Path, help="also save every measurement here")
     args = parser.parse_args()
+    unknown = set(args.options) - {"all", "none", *SPEED_OPTIONS}
+    if unknown:
+        parser.error(f"unknown --options {', '.join(sorted(unknown))}; choose from all, none, {', '.join(SPEED_OPTIONS)}")
     if min(args.batches, args.batch_size, args.repeats) < 1 or min(args.warmup, args.workers) < 0:
         parser.error("--batches, --batch-size and --repeats must be >= 1; --warmup and --workers >= 0")
     return args
@@ -96,12 +120,27 @@ def resolve_device(name: str) -> torch.device:
 # --- the configuration, as `genlab train` composes it -----------------------------------------
 
 
-def compose_train(model: str, batch_size: int, device: torch.device, total_batches: int, run_dir: Path) -> DictConfig:
+def speed_options(requested: list[str], device: torch.device) -> list[str]:
+    """The speed options to measure on this device; asking for one that does not apply to it is an error."""
+    if "none" in requested:
+        return []
+    if "all" in requested:
+        return [name for name, (_, devices) in SPEED_OPTIONS.items() if device.type in devices]
+    for name in requested:
+        if device.type not in SPEED_OPTIONS[name][1]:
+            raise SystemExit(f"--options {name} applies to {' and '.join(SPEED_OPTIONS[name][1])} only, not {device.type}")
+    return requested
+
+
+def compose_train(
+    model: str, batch_size: int, device: torch.device, total_batches: int, run_dir: Path, extra: tuple[str, ...] = ()
+) -> DictConfig:
     """configs/train.yaml for one model, composed like tests/conftest.py does, its paths inside run_dir.
 
     Validation is off (limit_val_batches=0), so no images are held out for it (val_size=0) and
     the sample-quality callback has no domain classifier to train. There are as many epochs as
-    batches, an upper bound: SteadyStateClock stops the fit when its batches are timed.
+    batches, an upper bound: SteadyStateClock stops the fit when its batches are timed. `extra`
+    overrides come last (a speed option's).
     """
     overrides = [
         f"model={model}",
@@ -114,6 +153,7 @@ def compose_train(model: str, batch_size: int, device: torch.device, total_batch
         "trainer.limit_val_batches=0",
         "trainer.enable_progress_bar=false",
         "~callbacks.progress_bar",
+        *extra,
     ]
     GlobalHydra.instance().clear()
     with initialize_config_module("genlab.configs", version_base="1.3"):
@@ -136,10 +176,13 @@ def load_training_images(cfg: DictConfig) -> LabeledImages:
 # --- (a) genlab ---------------------------------------------------------------------------------
 
 
-def genlab_throughput(model: str, args: argparse.Namespace, device: torch.device) -> float:
-    """Images/s of `genlab train`'s code path, timed from inside the Trainer by SteadyStateClock."""
+def genlab_throughput(
+    model: str, args: argparse.Namespace, device: torch.device, extra: tuple[str, ...] = ()
+) -> tuple[float, float]:
+    """Images/s of `genlab train`'s code path, timed from inside the Trainer by SteadyStateClock,
+    and the seconds its warm-up batches took."""
     with tempfile.TemporaryDirectory(prefix="genlab-bench-") as run_dir:
-        cfg = compose_train(model, args.batch_size, device, args.warmup + args.batches, Path(run_dir))
+        cfg = compose_train(model, args.batch_size, device, args.warmup + args.batches, Path(run_dir), extra)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule, module, trainer = build(cfg)
         clock = SteadyStateClock(args.warmup, args.batches)
@@ -149,7 +192,7 @@ def genlab_throughput(model: str, args: argparse.Namespace, device: torch.device
             trainer.fit(module, datamodule=datamodule)
     if clock.timed < args.batches:
         raise RuntimeError(f"{model}: the genlab run stopped after {clock.timed} of {args.batches} timed batches")
-    return clock.timed * args.batch_size / clock.seconds
+    return clock.timed * args.batch_size / clock.seconds, clock.warmup_seconds
 
 
 # --- (b) and (c): the plain loop ------------------------------------------------------------------
@@ -266,9 +309,14 @@ def plain_throughput(cfg: DictConfig, batches: Iterator[Batch], args: argparse.N
     return args.batches * args.batch_size / (synchronized_time(device) - start)
 
 
-def measure_throughput(args: argparse.Namespace, device: torch.device) -> dict[str, dict[str, list[float]]]:
-    """Every model's images/s along every path, `repeats` times, the paths interleaved so drift hits all alike."""
-    results = {model: {path: [] for path in PATHS} for model in args.models}
+def measure_throughput(
+    args: argparse.Namespace, device: torch.device, options: list[str]
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
+    """Every model's images/s along every path and with every speed option, `repeats` times,
+    interleaved so that drift hits all alike; and the warm-up seconds of each genlab run."""
+    runs = [*PATHS, *(f"genlab+{name}" for name in options)]
+    results = {model: {run: [] for run in runs} for model in args.models}
+    warmups = {model: {run: [] for run in runs if run.startswith("genlab")} for model in args.models}
     total = args.warmup + args.batches
     with tempfile.TemporaryDirectory(prefix="genlab-bench-") as scratch:  # the plain loop reads no paths
         configs = {model: compose_train(model, args.batch_size, device, total, Path(scratch)) for model in args.models}
@@ -280,15 +328,17 @@ def measure_throughput(args: argparse.Namespace, device: torch.device) -> dict[s
     }
     for repeat, model in itertools.product(range(args.repeats), args.models):
         cfg = configs[model]
-        for path in PATHS:
+        for run in runs:
             pl.seed_everything(cfg.seed, workers=True, verbose=False)
-            if path == "genlab":
-                speed = genlab_throughput(model, args, device)
+            if run.startswith("genlab"):
+                option = run.partition("+")[2]
+                speed, warmup = genlab_throughput(model, args, device, SPEED_OPTIONS[option][0] if option else ())
+                warmups[model][run].append(warmup)
             else:
-                speed = plain_throughput(cfg, feeds[path](), args, device)
-            results[model][path].append(speed)
-            print(f"  repeat {repeat + 1}/{args.repeats} {model:<8} {path:<10} {speed:9.1f} img/s", file=sys.stderr)
-    return results
+                speed = plain_throughput(cfg, feeds[run](), args, device)
+            results[model][run].append(speed)
+            print(f"  repeat {repeat + 1}/{args.repeats} {model:<8} {run:<24} {speed:9.1f} img/s", file=sys.stderr)
+    return results, warmups
 
 
 # --- start-up --------------------------------------------------------------------------------------
@@ -354,7 +404,13 @@ def measure_startup(device: torch.device, repeats: int) -> dict[str, float]:
 # --- report -------------------------------------------------------------------------------------------
 
 
-def print_report(best: dict[str, dict[str, float]], startup: dict[str, float], args: argparse.Namespace, device: torch.device) -> None:
+def print_report(
+    best: dict[str, dict[str, float]],
+    first_warmup: dict[str, dict[str, float]],
+    startup: dict[str, float],
+    args: argparse.Namespace,
+    device: torch.device,
+) -> None:
     print(
         f"\n{device.type}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch size {args.batch_size},"
         f" {args.batches} timed batches after {args.warmup} warm-up, best of {args.repeats}\n"
@@ -367,18 +423,44 @@ def print_report(best: dict[str, dict[str, float]], startup: dict[str, float], a
             f"{model:<10}{speed['genlab']:>14.1f}{speed['plain']:>14.1f}{speed['DataLoader']:>18.1f}"
             f"{speed['genlab'] / speed['plain']:>14.3f}{speed['plain'] / speed['DataLoader']:>18.2f}"
         )
-    print(f"\nstart-up (best of {args.repeats})")
-    for name, seconds in startup.items():
-        print(f"  {name:<45}{seconds:7.2f} s")
+    options = [run.partition("+")[2] for run in next(iter(best.values())) if "+" in run]
+    if options:
+        print(f"\nspeed options: genlab with the option / genlab without it (warm-up of {args.warmup} batches, first repeat, s)")
+        header = f"{'model':<10}" + "".join(f"{name:>22}" for name in options)
+        print(header)
+        print("-" * len(header))
+        for model, speed in best.items():
+            cells = [
+                f"{speed[f'genlab+{name}'] / speed['genlab']:.3f} ({first_warmup[model][f'genlab+{name}']:.1f} s)"
+                for name in options
+            ]
+            print(f"{model:<10}" + "".join(f"{cell:>22}" for cell in cells))
+        print("  without options, warm-up (s): " + ", ".join(f"{m} {w['genlab']:.1f}" for m, w in first_warmup.items()))
+    if startup:
+        print(f"\nstart-up (best of {args.repeats})")
+        for name, seconds in startup.items():
+            print(f"  {name:<45}{seconds:7.2f} s")
 
 
-def save_json(path: Path, results: dict, best: dict, startup: dict, args: argparse.Namespace, device: torch.device) -> None:
+def save_json(
+    path: Path, results: dict, warmups: dict, best: dict, startup: dict, args: argparse.Namespace, device: torch.device
+) -> None:
     settings = {k: v for k, v in vars(args).items() if k != "json"}
     machine = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name(device)
-    ratios = {m: {"genlab/plain": s["genlab"] / s["plain"], "plain/DataLoader": s["plain"] / s["DataLoader"]} for m, s in best.items()}
-    report = {"settings": settings, "machine": machine, "images_per_second": results, "best": best, "ratios": ratios, "startup_seconds": startup}
+    ratios = {
+        m: {
+            "genlab/plain": s["genlab"] / s["plain"],
+            "plain/DataLoader": s["plain"] / s["DataLoader"],
+            **{f"{run}/genlab": s[run] / s["genlab"] for run in s if "+" in run},
+        }
+        for m, s in best.items()
+    }
+    report = {
+        "settings": settings, "machine": machine, "images_per_second": results, "warmup_seconds": warmups,
+        "best": best, "ratios": ratios, "startup_seconds": startup,
+    }
     path.write_text(json.dumps(report, indent=2))
 
 
@@ -388,12 +470,14 @@ def main() -> int:
     # Lightning's notes (accelerators, small epochs, unmonitored checkpoints) would bury the table
     warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    results = measure_throughput(args, device)
-    best = {model: {path: max(speeds) for path, speeds in paths.items()} for model, paths in results.items()}
-    startup = measure_startup(device, args.repeats)
-    print_report(best, startup, args, device)
+    results, warmups = measure_throughput(args, device, speed_options(args.options, device))
+    best = {model: {run: max(speeds) for run, speeds in runs.items()} for model, runs in results.items()}
+    # the first repeat's warm-up holds the compilation; later repeats find the compiled code cached
+    first_warmup = {model: {run: seconds[0] for run, seconds in runs.items()} for model, runs in warmups.items()}
+    startup = {} if args.no_startup else measure_startup(device, args.repeats)
+    print_report(best, first_warmup, startup, args, device)
     if args.json:
-        save_json(args.json, results, best, startup, args, device)
+        save_json(args.json, results, warmups, best, startup, args, device)
     return 0
 
 

@@ -1,0 +1,38 @@
+"""scripts/benchmark.py runs end to end and reports every figure docs/benchmarks.md quotes."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+
+
+def test_benchmark_reports_every_ratio_and_the_start_up_times(tmp_path):
+    out = tmp_path / "benchmark.json"
+    command = [sys.executable, str(SCRIPT), "--device", "cpu", "--models", "vae", "--batches", "2", "--warmup", "1",
+               "--repeats", "1", "--options", "channels_last", "bf16-mixed", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    ratios = report["ratios"]["vae"]
+    assert set(ratios) == {"genlab/plain", "plain/DataLoader", "genlab+channels_last/genlab", "genlab+bf16-mixed/genlab"}
+    assert all(math.isfinite(r) and r > 0 for r in ratios.values())
+    assert set(report["startup_seconds"]) == {
+        "genlab --help", "genlab train --help",
+        "genlab train: launch to first batch start", "genlab train: launch to first batch end",
+    }
+    assert 0 < report["startup_seconds"]["genlab train: launch to first batch start"] < \
+        report["startup_seconds"]["genlab train: launch to first batch end"]
+    assert "genlab/plain" in result.stdout and "channels_last" in result.stdout
+
+
+def test_an_option_that_does_not_apply_to_the_device_is_refused_by_name(tmp_path):
+    command = [sys.executable, str(SCRIPT), "--device", "cpu", "--options", "cudnn.benchmark", "--no-startup"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "--options cudnn.benchmark applies to cuda only, not cpu" in result.stderr
+    assert "Traceback" not in result.stderr
