@@ -8,7 +8,7 @@ PYTHONPATH): importing the benchmark itself would add its imports to the start-u
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
@@ -24,43 +24,53 @@ def synchronized_time(device: torch.device) -> float:
     return time.perf_counter()
 
 
-class SteadyStateClock(pl.Callback):
-    """Times `batches` training batches after `warmup` untimed ones, then stops the fit.
+class InterleavedClock(pl.Callback):
+    """Times genlab's training batches with a reference step (the plain loop's) after each one.
 
-    Only the time inside epochs counts: epoch ends write checkpoints and sample grids, real
-    costs but not per-batch throughput, and a plain loop has none to compare them with.
+    Every timed batch is paired with the reference step taken right after it, so a machine that
+    slows down or speeds up (by 15% from one second to the next on a shared host) moves both
+    sides of the ratio alike. A batch's time runs from its start to the next batch's start, all
+    of Lightning's per-batch work included, less the reference step in between. The `warmup`
+    first batches are not timed, nor a batch whose interval crosses an epoch's end (checkpoints
+    and sample grids are written there, work a plain loop has no counterpart for). The fit stops
+    once `batches` are timed.
     """
 
-    def __init__(self, warmup: int, batches: int) -> None:
-        self.warmup, self.batches = warmup, batches
-        self.finished = 0  # training batches ended, warm-up included
+    def __init__(self, warmup: int, batches: int, reference: Callable[[], None]) -> None:
+        self.warmup, self.batches, self.reference = warmup, batches, reference
         self.timed = 0
-        self.seconds = 0.0
-        self.warmup_seconds = 0.0  # from the first batch's start to the warm-up's end (compilation happens here)
-        self._started: float | None = None
-        self._first_started: float | None = None
+        self.genlab_seconds = 0.0
+        self.reference_seconds = 0.0
+        self.warmup_seconds = 0.0  # genlab's own time for the warm-up batches (torch.compile compiles there)
+        self._started = 0  # batches started so far
+        self._first_start: float | None = None
+        self._last_start = 0.0
+        self._last_reference = 0.0
+        self._references_so_far = 0.0
+        self._time_last = False
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
-        if self._first_started is None:
-            self._first_started = synchronized_time(pl_module.device)
-        if self._started is None and self.finished >= self.warmup and self.timed < self.batches:
-            self._started = synchronized_time(pl_module.device)
+        now = synchronized_time(pl_module.device)
+        if self._first_start is None:
+            self._first_start = now
+        if self._time_last and batch_idx > 0:  # batch_idx 0: the last interval held an epoch's end
+            self.genlab_seconds += now - self._last_start - self._last_reference
+            self.reference_seconds += self._last_reference
+            self.timed += 1
+            trainer.should_stop = self.timed == self.batches
+        if self._started == self.warmup:
+            self.warmup_seconds = now - self._first_start - self._references_so_far
+        self._time_last = self._started >= self.warmup and self.timed < self.batches
+        self._started += 1
+        self._last_start = now
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self.finished += 1
-        if self.finished == self.warmup:
-            self.warmup_seconds = synchronized_time(pl_module.device) - self._first_started
-        if self._started is None:
-            return
-        self.timed += 1
-        done = self.timed == self.batches
-        if done or batch_idx == trainer.num_training_batches - 1:
-            self.seconds += synchronized_time(pl_module.device) - self._started
-            self._started = None
-        if done:
-            trainer.should_stop = True
+        start = synchronized_time(pl_module.device)
+        self.reference()
+        self._last_reference = synchronized_time(pl_module.device) - start
+        self._references_so_far += self._last_reference
 
 
 class FirstStepClock(pl.Callback):

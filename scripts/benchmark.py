@@ -9,13 +9,20 @@ losses and batch size on mnist_mini, trained three ways:
   DataLoader  the same loop fed the usual way: a Dataset of PIL images with per-item
               transforms and a shuffling torch.utils.data.DataLoader
 
+Each ratio compares two ways batch by batch, interleaved: inside a genlab run, a plain-loop
+step (its own networks and optimizers) follows every training batch (InterleavedClock); the
+plain and DataLoader loops alternate steps. A shared machine whose speed drifts by 15% within
+seconds then moves both sides alike. Each repeat gives one ratio; the report shows their median
+and range.
+
 genlab/plain is what Lightning and genlab's logging and callbacks cost (the target is >= 0.95);
 plain/DataLoader is what keeping the data set on the device gains.
 
 Speed options: the genlab path again with each option's overrides (speed.compile=true,
 speed.channels_last=true, trainer.precision=bf16-mixed, and on a GPU trainer.precision=16-mixed
-and trainer.benchmark=true), as a ratio to the genlab path without it, with the time its warm-up
-batches took (torch.compile compiles there).
+and trainer.benchmark=true), against the genlab path without it: (genlab+option/plain) /
+(genlab/plain) of the same repeat, the plain steps serving as the yardstick. Beside it, the time
+the warm-up batches took in the first repeat (torch.compile compiles there).
 
 Start-up: the wall time of `genlab --help`, `genlab train --help`, and from launching
 `genlab train` to its first step.
@@ -36,11 +43,13 @@ import logging
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
@@ -56,7 +65,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from _bench_callbacks import MARK, SteadyStateClock, synchronized_time
+from _bench_callbacks import MARK, InterleavedClock, synchronized_time
 from genlab.data.datamodule import to_signed_unit
 from genlab.data.sources import LabeledImages
 from genlab.modules.base import GenerativeModule
@@ -72,7 +81,6 @@ from genlab.objectives import (
 from genlab.train import build, build_model
 
 SCRIPTS = Path(__file__).resolve().parent
-PATHS = ("genlab", "plain", "DataLoader")
 # speed option -> (the overrides that turn it on, the devices it applies to)
 SPEED_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "channels_last": (("speed.channels_last=true",), ("cpu", "cuda")),
@@ -85,6 +93,20 @@ Batch = tuple[Tensor, Tensor]
 Step = Callable[[Tensor, Tensor], None]
 
 
+@dataclass
+class Pair:
+    """Two ways of training timed step by step, interleaved: seconds each took over `batches` steps."""
+
+    first_seconds: float
+    second_seconds: float
+    batches: int
+    warmup_seconds: float = 0.0  # genlab runs: genlab's own time for its warm-up batches
+
+    def speed_ratio(self) -> float:
+        """Images/s of the first way over images/s of the second."""
+        return self.second_seconds / self.first_seconds
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -92,7 +114,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=50, help="timed steady-state batches per measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed batches before them")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3, help="measurements of each kind; the best counts")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of measurements; ratios are their paired medians")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument(
         "--options", nargs="+", default=["all"], metavar="OPTION",
@@ -176,23 +198,23 @@ def load_training_images(cfg: DictConfig) -> LabeledImages:
 # --- (a) genlab ---------------------------------------------------------------------------------
 
 
-def genlab_throughput(
-    model: str, args: argparse.Namespace, device: torch.device, extra: tuple[str, ...] = ()
-) -> tuple[float, float]:
-    """Images/s of `genlab train`'s code path, timed from inside the Trainer by SteadyStateClock,
-    and the seconds its warm-up batches took."""
+def genlab_against_plain(
+    model: str, args: argparse.Namespace, device: torch.device, reference: Callable[[], None], extra: tuple[str, ...] = ()
+) -> Pair:
+    """`genlab train`'s code path against plain-loop `reference` steps interleaved with its batches."""
     with tempfile.TemporaryDirectory(prefix="genlab-bench-") as run_dir:
-        cfg = compose_train(model, args.batch_size, device, args.warmup + args.batches, Path(run_dir), extra)
+        # epochs: an upper bound; the clock stops the fit
+        cfg = compose_train(model, args.batch_size, device, args.warmup + args.batches + 1, Path(run_dir), extra)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule, module, trainer = build(cfg)
-        clock = SteadyStateClock(args.warmup, args.batches)
+        clock = InterleavedClock(args.warmup, args.batches, reference)
         trainer.callbacks.append(clock)
         datamodule.setup("fit")
         with contextlib.redirect_stdout(io.StringIO()):  # the model summary table, once per fit
             trainer.fit(module, datamodule=datamodule)
     if clock.timed < args.batches:
         raise RuntimeError(f"{model}: the genlab run stopped after {clock.timed} of {args.batches} timed batches")
-    return clock.timed * args.batch_size / clock.seconds, clock.warmup_seconds
+    return Pair(clock.genlab_seconds, clock.reference_seconds, clock.timed, clock.warmup_seconds)
 
 
 # --- (b) and (c): the plain loop ------------------------------------------------------------------
@@ -297,48 +319,59 @@ def loader_batches(data: LabeledImages, batch_size: int, device: torch.device, w
             yield images.to(device, non_blocking=cuda), labels.to(device, non_blocking=cuda)
 
 
-def plain_throughput(cfg: DictConfig, batches: Iterator[Batch], args: argparse.Namespace, device: torch.device) -> float:
-    """Images/s of the plain loop over `batches`; fetching each batch is timed with its step."""
+def plain_stepper(cfg: DictConfig, batches: Iterator[Batch], device: torch.device) -> Callable[[], None]:
+    """One plain-loop training step on the next batch of `batches` per call, with networks of its own."""
     module = build_module(cfg, device)
     step = vae_step(module, cfg) if isinstance(module, VAEModule) else adversarial_step(module, cfg)
-    for _ in range(args.warmup):
-        step(*next(batches))
+    return lambda: step(*next(batches))
+
+
+def timed(step: Callable[[], None], device: torch.device) -> float:
     start = synchronized_time(device)
+    step()
+    return synchronized_time(device) - start
+
+
+def plain_against_loader(plain: Callable[[], None], loader: Callable[[], None], args: argparse.Namespace, device: torch.device) -> Pair:
+    """The plain loop fed from the device against the same loop fed by a DataLoader, steps alternating."""
+    for _ in range(args.warmup):
+        plain()
+        loader()
+    seconds = [0.0, 0.0]
     for _ in range(args.batches):
-        step(*next(batches))
-    return args.batches * args.batch_size / (synchronized_time(device) - start)
+        seconds[0] += timed(plain, device)
+        seconds[1] += timed(loader, device)
+    return Pair(*seconds, args.batches)
 
 
-def measure_throughput(
-    args: argparse.Namespace, device: torch.device, options: list[str]
-) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
-    """Every model's images/s along every path and with every speed option, `repeats` times,
-    interleaved so that drift hits all alike; and the warm-up seconds of each genlab run."""
-    runs = [*PATHS, *(f"genlab+{name}" for name in options)]
-    results = {model: {run: [] for run in runs} for model in args.models}
-    warmups = {model: {run: [] for run in runs if run.startswith("genlab")} for model in args.models}
-    total = args.warmup + args.batches
+def measure_throughput(args: argparse.Namespace, device: torch.device, options: list[str]) -> dict[str, dict[str, list[Pair]]]:
+    """For every model, `repeats` rounds of: genlab against plain, genlab with each speed option
+    against plain, and plain against DataLoader."""
+    runs = ["genlab", *(f"genlab+{name}" for name in options), "plain/DataLoader"]
+    results: dict[str, dict[str, list[Pair]]] = {model: {run: [] for run in runs} for model in args.models}
     with tempfile.TemporaryDirectory(prefix="genlab-bench-") as scratch:  # the plain loop reads no paths
-        configs = {model: compose_train(model, args.batch_size, device, total, Path(scratch)) for model in args.models}
+        configs = {model: compose_train(model, args.batch_size, device, 1, Path(scratch)) for model in args.models}
     cpu_data = load_training_images(configs[args.models[0]])
     on_device = cpu_data.to(device)
-    feeds = {
-        "plain": lambda: device_batches(on_device, args.batch_size),
-        "DataLoader": lambda: loader_batches(cpu_data, args.batch_size, device, args.workers),
-    }
     for repeat, model in itertools.product(range(args.repeats), args.models):
         cfg = configs[model]
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        plain = plain_stepper(cfg, device_batches(on_device, args.batch_size), device)
         for run in runs:
-            pl.seed_everything(cfg.seed, workers=True, verbose=False)
-            if run.startswith("genlab"):
-                option = run.partition("+")[2]
-                speed, warmup = genlab_throughput(model, args, device, SPEED_OPTIONS[option][0] if option else ())
-                warmups[model][run].append(warmup)
+            if run == "plain/DataLoader":
+                loader = plain_stepper(cfg, loader_batches(cpu_data, args.batch_size, device, args.workers), device)
+                pair = plain_against_loader(plain, loader, args, device)
             else:
-                speed = plain_throughput(cfg, feeds[run](), args, device)
-            results[model][run].append(speed)
-            print(f"  repeat {repeat + 1}/{args.repeats} {model:<8} {run:<24} {speed:9.1f} img/s", file=sys.stderr)
-    return results, warmups
+                option = run.partition("+")[2]
+                pair = genlab_against_plain(model, args, device, plain, SPEED_OPTIONS[option][0] if option else ())
+            results[model][run].append(pair)
+            first, second = run.split("/") if "/" in run else (run, "plain")
+            print(
+                f"  repeat {repeat + 1}/{args.repeats} {model:<8} {first:>24} {pair.batches * args.batch_size / pair.first_seconds:8.1f}"
+                f" img/s against {second} {pair.batches * args.batch_size / pair.second_seconds:8.1f}: {pair.speed_ratio():.3f}",
+                file=sys.stderr,
+            )
+    return results
 
 
 # --- start-up --------------------------------------------------------------------------------------
@@ -404,38 +437,69 @@ def measure_startup(device: torch.device, repeats: int) -> dict[str, float]:
 # --- report -------------------------------------------------------------------------------------------
 
 
+def repeat_ratios(runs: dict[str, list[Pair]]) -> dict[str, list[float]]:
+    """Each reported ratio, once per repeat; a speed option's against genlab without it, both
+    measured by their plain-loop yardstick."""
+    ratios = {
+        "genlab/plain": [pair.speed_ratio() for pair in runs["genlab"]],
+        "plain/DataLoader": [pair.speed_ratio() for pair in runs["plain/DataLoader"]],
+    }
+    for run in runs:
+        if run.startswith("genlab+"):
+            ratios[run.partition("+")[2]] = [
+                with_option.speed_ratio() / without.speed_ratio() for with_option, without in zip(runs[run], runs["genlab"])
+            ]
+    return ratios
+
+
+def extra_step_milliseconds(pairs: list[Pair]) -> list[float]:
+    """How much longer a genlab step took than the plain one beside it, per repeat."""
+    return [1000 * (pair.first_seconds - pair.second_seconds) / pair.batches for pair in pairs]
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    """The median, and the range when there are several values: `1.02 (0.97-1.06)`."""
+    middle = statistics.median(values)
+    if len(values) == 1:
+        return f"{middle:.{digits}f}"
+    return f"{middle:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
 def print_report(
-    best: dict[str, dict[str, float]],
-    first_warmup: dict[str, dict[str, float]],
-    startup: dict[str, float],
-    args: argparse.Namespace,
-    device: torch.device,
+    results: dict[str, dict[str, list[Pair]]], startup: dict[str, float], args: argparse.Namespace, device: torch.device
 ) -> None:
     print(
         f"\n{device.type}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch size {args.batch_size},"
-        f" {args.batches} timed batches after {args.warmup} warm-up, best of {args.repeats}\n"
+        f" {args.batches} timed batches after {args.warmup} warm-up, {args.repeats} repeats\n"
+        "images/s: the best repeat; ratios and ms: the median of the repeats (their range)\n"
     )
-    header = f"{'model':<10}{'genlab img/s':>14}{'plain img/s':>14}{'DataLoader img/s':>18}{'genlab/plain':>14}{'plain/DataLoader':>18}"
+    images = args.batches * args.batch_size
+    header = (
+        f"{'model':<9}{'genlab img/s':>13}{'plain img/s':>12}{'DataLoader':>11}"
+        f"{'genlab/plain':>20}{'genlab extra ms/step':>24}{'plain/DataLoader':>20}"
+    )
     print(header)
     print("-" * len(header))
-    for model, speed in best.items():
+    for model, runs in results.items():
+        ratios = repeat_ratios(runs)
         print(
-            f"{model:<10}{speed['genlab']:>14.1f}{speed['plain']:>14.1f}{speed['DataLoader']:>18.1f}"
-            f"{speed['genlab'] / speed['plain']:>14.3f}{speed['plain'] / speed['DataLoader']:>18.2f}"
+            f"{model:<9}{max(images / p.first_seconds for p in runs['genlab']):>13.1f}"
+            f"{max(images / p.second_seconds for p in runs['genlab']):>12.1f}"
+            f"{max(images / p.second_seconds for p in runs['plain/DataLoader']):>11.1f}"
+            f"{spread(ratios['genlab/plain']):>20}{spread(extra_step_milliseconds(runs['genlab']), 1):>24}"
+            f"{spread(ratios['plain/DataLoader']):>20}"
         )
-    options = [run.partition("+")[2] for run in next(iter(best.values())) if "+" in run]
+    options = [run.partition("+")[2] for run in next(iter(results.values())) if run.startswith("genlab+")]
     if options:
-        print(f"\nspeed options: genlab with the option / genlab without it (warm-up of {args.warmup} batches, first repeat, s)")
-        header = f"{'model':<10}" + "".join(f"{name:>22}" for name in options)
+        print(f"\nspeed options: genlab with the option / genlab without it; [its warm-up of {args.warmup} batches, first repeat]")
+        header = f"{'model':<9}" + "".join(f"{name:>28}" for name in options) + f"{'without':>12}"
         print(header)
         print("-" * len(header))
-        for model, speed in best.items():
-            cells = [
-                f"{speed[f'genlab+{name}'] / speed['genlab']:.3f} ({first_warmup[model][f'genlab+{name}']:.1f} s)"
-                for name in options
-            ]
-            print(f"{model:<10}" + "".join(f"{cell:>22}" for cell in cells))
-        print("  without options, warm-up (s): " + ", ".join(f"{m} {w['genlab']:.1f}" for m, w in first_warmup.items()))
+        for model, runs in results.items():
+            ratios = repeat_ratios(runs)
+            cells = [f"{spread(ratios[name])} [{runs[f'genlab+{name}'][0].warmup_seconds:.1f} s]" for name in options]
+            without = f"[{runs['genlab'][0].warmup_seconds:.1f} s]"
+            print(f"{model:<9}" + "".join(f"{cell:>28}" for cell in cells) + f"{without:>12}")
     if startup:
         print(f"\nstart-up (best of {args.repeats})")
         for name, seconds in startup.items():
@@ -443,23 +507,21 @@ def print_report(
 
 
 def save_json(
-    path: Path, results: dict, warmups: dict, best: dict, startup: dict, args: argparse.Namespace, device: torch.device
+    path: Path, results: dict[str, dict[str, list[Pair]]], startup: dict[str, float], args: argparse.Namespace,
+    device: torch.device,
 ) -> None:
     settings = {k: v for k, v in vars(args).items() if k != "json"}
     machine = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name(device)
-    ratios = {
-        m: {
-            "genlab/plain": s["genlab"] / s["plain"],
-            "plain/DataLoader": s["plain"] / s["DataLoader"],
-            **{f"{run}/genlab": s[run] / s["genlab"] for run in s if "+" in run},
-        }
-        for m, s in best.items()
-    }
     report = {
-        "settings": settings, "machine": machine, "images_per_second": results, "warmup_seconds": warmups,
-        "best": best, "ratios": ratios, "startup_seconds": startup,
+        "settings": settings,
+        "machine": machine,
+        "runs": {model: {run: [asdict(pair) for pair in pairs] for run, pairs in runs.items()} for model, runs in results.items()},
+        "repeat_ratios": {model: repeat_ratios(runs) for model, runs in results.items()},
+        "ratios": {model: {k: statistics.median(v) for k, v in repeat_ratios(runs).items()} for model, runs in results.items()},
+        "genlab_extra_ms_per_step": {model: statistics.median(extra_step_milliseconds(runs["genlab"])) for model, runs in results.items()},
+        "startup_seconds": startup,
     }
     path.write_text(json.dumps(report, indent=2))
 
@@ -470,14 +532,11 @@ def main() -> int:
     # Lightning's notes (accelerators, small epochs, unmonitored checkpoints) would bury the table
     warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    results, warmups = measure_throughput(args, device, speed_options(args.options, device))
-    best = {model: {run: max(speeds) for run, speeds in runs.items()} for model, runs in results.items()}
-    # the first repeat's warm-up holds the compilation; later repeats find the compiled code cached
-    first_warmup = {model: {run: seconds[0] for run, seconds in runs.items()} for model, runs in warmups.items()}
+    results = measure_throughput(args, device, speed_options(args.options, device))
     startup = {} if args.no_startup else measure_startup(device, args.repeats)
-    print_report(best, first_warmup, startup, args, device)
+    print_report(results, startup, args, device)
     if args.json:
-        save_json(args.json, results, warmups, best, startup, args, device)
+        save_json(args.json, results, startup, args, device)
     return 0
 
 

@@ -141,3 +141,11 @@ def test_datamodule_rejects_a_wrong_image_shape(tmp_path):
 def test_nonpositive_batch_size_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match="data.batch_size"):
         ImageDataModule(MNIST, tmp_path, image_shape=(1, 28, 28), num_classes=10, batch_size=-1)
+
+
+def test_batches_already_on_the_device_are_handed_on_untouched_and_others_are_moved(tmp_path):
+    module = ImageDataModule(MNIST, tmp_path, image_shape=(1, 28, 28), num_classes=10, batch_size=4)
+    batch = (torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))
+    assert module.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    moved = module.transfer_batch_to_device(batch, torch.device("meta"), 0)  # another device, on any machine
+    assert all(t.device.type == "meta" for t in moved) and moved[0].shape == (4, 1, 28, 28)

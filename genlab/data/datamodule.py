@@ -8,7 +8,7 @@ one `index_select` on the device and the scaling to [-1, 1] happens there too.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -164,6 +164,13 @@ class ImageDataModule(pl.LightningDataModule):
                 f"({len(data) // world} images): lower data.batch_size"
             )
         return DeviceBatchLoader(data, self.batch_size, shuffle, self.seed, drop_last, rank, world)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # The loaders slice batches on the training device already; Lightning's generic move would
+        # walk every batch with apply_to_collection to find nothing to move.
+        if all(isinstance(t, Tensor) and t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def train_dataloader(self) -> DeviceBatchLoader:
         return self._loader("train", shuffle=True, drop_last=self.drop_last)
