@@ -2,9 +2,10 @@
 
 `speed.compile` runs every network through `torch.compile`; `speed.channels_last` stores the
 convolution weights in NHWC order, the layout that oneDNN and cuDNN's tensor-core kernels prefer:
-a convolution with NHWC weights runs in NHWC and hands NHWC maps on, and it converts its
-input batch itself (converting the batches beforehand measured no faster). Mixed precision (`trainer.precision`) and cuDNN autotuning (`trainer.benchmark`)
-are Lightning's own Trainer arguments. docs/benchmarks.md has what each one measured.
+a convolution with NHWC weights runs in NHWC and hands NHWC maps on, and it converts its input
+batch itself (converting the batches beforehand measured no faster). Mixed precision
+(`trainer.precision`) and cuDNN autotuning (`trainer.benchmark`) are Lightning's own Trainer
+arguments. docs/benchmarks.md has what each one measured.
 """
 
 from __future__ import annotations

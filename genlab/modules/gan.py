@@ -121,8 +121,9 @@ class AdversarialModule(GenerativeModule):
             self.last_g_loss = g_loss.detach()
 
         if self.logs_this_step:
-            # g_loss as of the latest generator step, which need not fall on a logging step
-            losses = {"d_loss": logs.pop("d_loss")} | ({"g_loss": self.last_g_loss} if self.last_g_loss is not None else {})
+            losses = {"d_loss": logs.pop("d_loss")}
+            if self.last_g_loss is not None:  # the latest generator step's: it need not fall on a logging step
+                losses["g_loss"] = self.last_g_loss
             self.log_dict({f"train/{name}": value for name, value in losses.items()}, prog_bar=True)
             self.log_dict({f"train/{name}": value for name, value in logs.items()})
 
