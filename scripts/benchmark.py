@@ -160,8 +160,8 @@ def compose_train(
     """configs/train.yaml for one model, composed like tests/conftest.py does, its paths inside run_dir.
 
     Validation is off (limit_val_batches=0), so no images are held out for it (val_size=0) and
-    the sample-quality callback has no domain classifier to train. There are as many epochs as
-    batches, an upper bound: SteadyStateClock stops the fit when its batches are timed. `extra`
+    the sample-quality callback has no domain classifier to train. `total_batches` is the epoch
+    limit, an upper bound: InterleavedClock stops the fit once its batches are timed. `extra`
     overrides come last (a speed option's).
     """
     overrides = [
@@ -327,6 +327,7 @@ def plain_stepper(cfg: DictConfig, batches: Iterator[Batch], device: torch.devic
 
 
 def timed(step: Callable[[], None], device: torch.device) -> float:
+    """Seconds one step took, its queued device work included."""
     start = synchronized_time(device)
     step()
     return synchronized_time(device) - start

@@ -23,17 +23,17 @@ VAE = (*(o for o in BARE if "base_channels" not in o), "model=vae",
        "model.net.encoder.base_channels=4", "model.net.decoder.base_channels=4")
 
 
-def fit(cfg, *, seed: int = 0, trainer=None):
+def fit(cfg):
     """Train as `genlab train` does (seeded); returns the module, the trainer and its final metrics."""
-    pl.seed_everything(seed, verbose=False)
-    datamodule, module, default_trainer = build(cfg)
-    trainer = trainer or default_trainer
+    pl.seed_everything(0, verbose=False)
+    datamodule, module, trainer = build(cfg)
     trainer.fit(module, datamodule=datamodule)
     return module, trainer, {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
 def record_first_conv(net: torch.nn.Module) -> list[dict]:
-    """What enters and leaves the first convolution of a net, on every call."""
+    """How the first convolution of a net ran, call by call: in NHWC or not, its output dtype,
+    and whether torch.compile was tracing it."""
     calls: list[dict] = []
     conv = next(m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)))
 
