@@ -13,10 +13,10 @@ from typing import Iterator, Sequence
 
 # name -> (module with a `main()` entry point reading sys.argv, one-line description)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("genlab.train", "train a model: genlab train model=wgan_gp data=cifar10"),
-    "eval": ("genlab.evaluate", "sample-quality metrics: genlab eval ckpt_path=<run>/checkpoints/best.ckpt"),
-    "sample": ("genlab.sample", "a sample grid and a latent walk: genlab sample ckpt_path=<run>/checkpoints/last.ckpt"),
-    "report": ("genlab.report", "compare runs: genlab report outputs/train/multiruns/<date>"),
+    "train": ("genlab.commands.train", "train a model: genlab train model=wgan_gp data=cifar10"),
+    "eval": ("genlab.commands.evaluate", "sample-quality metrics: genlab eval ckpt_path=<run>/checkpoints/best.ckpt"),
+    "sample": ("genlab.commands.sample", "a sample grid and a latent walk: genlab sample ckpt_path=<run>/checkpoints/last.ckpt"),
+    "report": ("genlab.commands.report", "compare runs: genlab report outputs/train/multiruns/<date>"),
 }
 
 # subcommands that are Hydra apps -> their primary config (configs/<name>.yaml)
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(usage(), file=sys.stderr)
         return 2
     if command in HYDRA_APPS and any(flag in argv[2:] for flag in ("-h", "--help")):
-        from genlab.app_help import app_help
+        from genlab.commands.help import app_help
 
         print(app_help(command, HYDRA_APPS[command]))
         return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from numbers import Real
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger("genlab")
 
@@ -30,6 +31,32 @@ class DataFormatError(GenlabError, ValueError):
 
 class DivergenceError(GenlabError):
     """A loss became NaN or infinite; training stopped before that step touched the weights."""
+
+
+def require(valid: bool, key: str, value: Any, expected: str) -> None:
+    """Refuse a config value where it is used, naming its key: `key=value is not valid: it must be ...`."""
+    if not valid:
+        raise ConfigError(f"{key}={value!r} is not valid: it must be {expected}")
+
+
+def is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def is_positive_integer(value: Any) -> bool:
+    return is_integer(value) and value > 0
+
+
+def is_positive_number(value: Any) -> bool:
+    return is_number(value) and value > 0
+
+
+def is_non_negative_number(value: Any) -> bool:
+    return is_number(value) and value >= 0
 
 
 def user_error(error: BaseException) -> GenlabError | None:

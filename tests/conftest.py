@@ -3,6 +3,7 @@ written in each data set's real on-disk format so the real loaders run."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import pickle
 import struct
@@ -55,6 +56,12 @@ def make_cifar10(root: Path, per_batch: int = 20, seed: int = 0) -> dict:
             pickle.dump({"batch_label": name, "data": data, "labels": labels, "filenames": []}, handle)
         arrays[name] = (data, labels)
     return arrays
+
+
+def logged(run_dir: Path, name: str) -> list[tuple[int, float]]:
+    """(step, value) rows of one metric from a run's CSV logger."""
+    with open(run_dir / "csv" / "metrics.csv") as handle:
+        return [(int(row["step"]), float(row[name])) for row in csv.DictReader(handle) if row.get(name)]
 
 
 @pytest.fixture

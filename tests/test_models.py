@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from genlab.train import build
+from genlab.builder import build, build_module, build_trainer
 from genlab.objectives import gaussian_kl_divergence
 from tests.conftest import BARE
 
@@ -47,7 +47,7 @@ def test_wgan_critic_weights_stay_within_the_clip_value(compose_train, fake_data
 
 def test_vae_elbo_is_the_sum_of_its_logged_terms(compose_train):
     cfg = compose_train("model=vae", *SMALL_VAE, "model.kl_weight=0.5")
-    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer, _convert_="all"), _convert_="partial")
+    model = build_module(cfg)
     images = torch.rand(6, 1, 28, 28) * 2 - 1
     torch.manual_seed(0)
     terms = model.elbo_terms(images, None)
@@ -78,11 +78,11 @@ def first_layer_inputs(module: torch.nn.Module) -> list[torch.Tensor]:
 ])
 def test_samples_of_class_k_are_generated_from_label_k(compose_train, model_name, net_key, extra):
     cfg = compose_train(f"model={model_name}", *extra)
-    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer, _convert_="all"), _convert_="partial")
+    model = build_module(cfg)
     seen = first_layer_inputs(getattr(model, net_key))
-    z = model.sample_latent(4)
+    z = model.sample_noise(4)
     for k in (0, 3, 9):
-        model.generate(z, torch.full((4,), k))
+        model.sample(noise=z, labels=torch.full((4,), k))
         code = seen[-1].flatten(1)[:, model.latent_dim:]
         assert torch.equal(code, torch.nn.functional.one_hot(torch.full((4,), k), 10).float())
 
@@ -102,7 +102,7 @@ def test_conditional_models_train_on_the_batch_labels(compose_train, fake_data_r
 def test_wrong_likelihood_name_lists_the_valid_ones(compose_train):
     cfg = compose_train("model=vae", "model.likelihood=poisson")
     with pytest.raises(Exception, match="bernoulli, gaussian"):
-        instantiate(cfg.model, optimizer=instantiate(cfg.optimizer, _convert_="all"), _convert_="partial")
+        build_module(cfg)
 
 
 @pytest.mark.parametrize("model_name", ["dcgan", "vae"])
@@ -115,3 +115,19 @@ def test_linear_decay_steps_once_per_epoch_to_zero(compose_train, fake_data_root
     assert all(optimizer.param_groups[0]["lr"] == 0.0 for optimizer in trainer.optimizers)
     schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
     assert len(schedulers) == len(trainer.optimizers) and all(s.last_epoch == 4 for s in schedulers)
+
+
+@pytest.mark.parametrize(("model", "n_critic", "budget", "batches"), [
+    ("dcgan", 1, "budget.generator_steps=3", 3),
+    ("wgan_gp", 3, "budget.generator_steps=3", 9),  # 3 critic batches per generator update, across epochs
+    ("wgan_gp", 3, "budget.images=40", 3),  # batches of 16: the third reaches 40 images
+])
+def test_a_budget_means_the_same_training_for_every_family(compose_train, fake_data_root, model, n_critic, budget, batches):
+    cfg = compose_train(*BARE, f"model={model}", f"model.n_critic={n_critic}", "data=mnist",
+                        f"paths.data_dir={fake_data_root}", budget, "trainer.max_epochs=-1")
+    stop = instantiate(compose_train(budget).callbacks.training_budget)  # the default callbacks' entry
+    datamodule, module, _ = build(cfg)
+    trainer = build_trainer(cfg, callbacks=[stop])
+    trainer.fit(module, datamodule=datamodule)
+    assert module.critic_steps == batches and module.images_seen == 16 * batches
+    assert module.generator_steps == batches // n_critic

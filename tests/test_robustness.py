@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from genlab.checkpoints import CheckpointReadError, UnsafeCheckpointError, atomic_torch_save, load_checkpoint
+from genlab.run.checkpoints import CheckpointReadError, UnsafeCheckpointError, atomic_torch_save, load_checkpoint
 from genlab.errors import DivergenceError
-from genlab.train import build
-from tests.conftest import BARE, FAST, make_mnist
-from tests.test_train import logged
+from genlab.builder import build
+from tests.conftest import BARE, FAST, logged, make_mnist
 
 GENLAB = str(Path(sys.executable).parent / "genlab")
 QUIET = ("trainer.enable_progress_bar=false", "~callbacks.progress_bar")

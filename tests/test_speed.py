@@ -14,8 +14,8 @@ from hydra.utils import instantiate
 from pytorch_lightning.plugins import MixedPrecision
 
 from genlab.errors import ConfigError
-from genlab.speed import SpeedOptions
-from genlab.train import build
+from genlab.builder import build
+from genlab.nets.speed import SpeedOptions
 from tests.conftest import BARE
 
 # a small VAE: BARE's net overrides name the GAN nets

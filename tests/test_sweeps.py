@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from genlab.report import main as report_main
+from genlab.commands.report import main as report_main
 
 GENLAB = str(Path(sys.executable).parent / "genlab")
 QUICK = ("debug=limit", "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "model.latent_dim=8",
@@ -86,3 +86,29 @@ def test_optuna_search_optimizes_the_metric_train_returns(tmp_path):
     assert len(summaries) == 2 and all(s["optimized_metric"] == "val/loss" for s in summaries)
     assert best["best_value"] == pytest.approx(min(s["metrics"]["val/loss"] for s in summaries), rel=1e-5)
     assert set(best["best_params"]) == {"optimizer.lr", "model.latent_dim", "data.batch_size"}
+
+
+def test_report_plots_every_family_against_generator_updates_not_the_loggers_step(tmp_path):
+    from genlab.commands.report import Run, on_progress_axis, progress_axis, read_curves
+
+    # a DCGAN-like run (one generator update per batch) and a WGAN-like one (one per 5 batches),
+    # both validated at logger step 100: the same step, five times less generator training for the second
+    for name, n_critic in (("0_dcgan", 1), ("1_wgan", 5)):
+        folder = tmp_path / name
+        folder.mkdir()
+        summary = {"status": "completed", "overrides": [f"model={name[2:]}"], "optimized_metric": "val/fid",
+                   "metrics": {"val/fid": 10.0 * n_critic}, "error": None}
+        (folder / "summary.json").write_text(json.dumps(summary))
+        (folder / "csv").mkdir()
+        rows = [f"0,{step},{step // n_critic},," for step in range(0, 100, 10)]
+        rows.append(f"0,100,,{100 // n_critic},{10.0 * n_critic}")
+        (folder / "csv" / "metrics.csv").write_text(
+            "epoch,step,train/generator_steps,val/generator_steps,val/fid\n" + "\n".join(rows) + "\n")
+    axes = {}
+    for name in ("0_dcgan", "1_wgan"):
+        run = Run(tmp_path / name, name, "completed", [], {}, "val/fid", None, read_curves(tmp_path / name))
+        axes[name] = on_progress_axis(run.curves["val/fid"], progress_axis(run))
+        assert on_progress_axis([(55, 1.0)], progress_axis(run))[0][0] == pytest.approx(55 / (1 if "dcgan" in name else 5), abs=1)
+    assert axes == {"0_dcgan": [(100.0, 10.0)], "1_wgan": [(20.0, 50.0)]}
+    assert report_main([str(tmp_path)]) == 0
+    assert (tmp_path / "report_val_fid.png").stat().st_size > 1000

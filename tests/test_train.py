@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from genlab.train import train
-from tests.conftest import FAST
-
-
-def logged(run_dir: Path, name: str) -> list[tuple[int, float]]:
-    """(step, value) rows of one metric from the CSV logger."""
-    with open(run_dir / "csv" / "metrics.csv") as handle:
-        return [(int(row["step"]), float(row[name])) for row in csv.DictReader(handle) if row.get(name)]
+from genlab.commands.train import train
+from tests.conftest import FAST, logged
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
@@ -41,6 +34,7 @@ def test_resuming_continues_from_the_saved_global_step(compose_train, fake_data_
     saved_state = torch.load(saved, weights_only=False)
     # debug=limit: 2 epochs of 4 batches, one critic and one generator optimizer step each
     assert saved_state["global_step"] == 16
+    assert saved_state["progress"] == {"generator_steps": 8, "images_seen": 8 * 16}
 
     second = compose_train(*FAST, "data=mnist", f"paths.data_dir={fake_data_root}", "logger=csv",
                            f"ckpt_path={saved}", "trainer.max_epochs=3")
@@ -51,6 +45,8 @@ def test_resuming_continues_from_the_saved_global_step(compose_train, fake_data_
     # the resumed run trained one epoch only, logging from batch 8 on
     assert min(step for step, _ in logged(Path(second.paths.output_dir), "train/d_loss")) >= 8
     assert resumed["optimizer_states"][0]["state"], "optimizer state was restored and carried on"
+    assert resumed["progress"] == {"generator_steps": 12, "images_seen": 12 * 16}, "the common axis carried on too"
+    assert [value for _, value in logged(Path(second.paths.output_dir), "train/generator_steps")][-1] == 12
 
 
 def test_the_same_seed_gives_the_same_losses(compose_train, fake_data_root, tmp_path):

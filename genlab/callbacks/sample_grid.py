@@ -1,4 +1,4 @@
-"""Every epoch: a grid of samples from one fixed latent batch, to TensorBoard and as a PNG in the run folder.
+"""Every epoch: a grid of samples from one fixed noise batch, to TensorBoard and as a PNG in the run folder.
 
 A fixed batch makes the grids of successive epochs (and of runs in a sweep) comparable.
 """
@@ -6,12 +6,14 @@ A fixed batch makes the grids of successive epochs (and of runs in a sweep) comp
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Mapping
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
+from genlab.generation import sample_grid
 from genlab.modules.base import GenerativeModule
 
 
@@ -25,27 +27,27 @@ def publish_grid(trainer: pl.Trainer, grid: torch.Tensor, dirpath: Path, tag: st
             logger.experiment.add_image(tag, grid, global_step=trainer.global_step)
 
 
-def grid_labels(num_classes: int, n_per_class: int) -> torch.Tensor:
-    """Row k of the grid shows class k: [0]*n, [1]*n, ..."""
-    return torch.arange(num_classes).repeat_interleave(n_per_class)
-
-
 class SampleGrid(pl.Callback):
     """Writes `samples/epoch_XXXX.png` (and `samples/last.png`) and logs `samples` to TensorBoard.
 
-    Conditional models get one row per class; unconditional ones an `nrow` x `nrow` grid.
+    Conditional models get one row of `nrow` per class; unconditional ones an `nrow` x `nrow`
+    grid. `sampler` holds the family's sampler options (steps, ...), if it has any.
     """
 
-    def __init__(self, dirpath: str | Path, nrow: int = 8, seed: int = 1234, every_n_epochs: int = 1) -> None:
+    def __init__(
+        self, dirpath: str | Path, nrow: int = 8, seed: int = 1234, every_n_epochs: int = 1,
+        sampler: Mapping[str, Any] | None = None,
+    ) -> None:
         self.dirpath = Path(dirpath)
         self.nrow, self.seed, self.every_n_epochs = nrow, seed, every_n_epochs
+        self.sampler = dict(sampler or {})
 
-    def fixed_inputs(self, module: GenerativeModule) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def images(self, module: GenerativeModule) -> torch.Tensor:
+        """The grid's images: the same noise every call."""
+        rows = module.num_classes if module.conditional else self.nrow
         generator = torch.Generator().manual_seed(self.seed)
-        if module.conditional:
-            labels = grid_labels(module.num_classes, self.nrow)
-            return module.sample_latent(len(labels), generator), labels
-        return module.sample_latent(self.nrow * self.nrow, generator), None
+        images, _ = sample_grid(module, rows * self.nrow, self.nrow, generator, self.sampler)
+        return images
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
@@ -53,6 +55,5 @@ class SampleGrid(pl.Callback):
             return
         if not trainer.is_global_zero or not isinstance(pl_module, GenerativeModule):
             return
-        z, labels = self.fixed_inputs(pl_module)
-        images = pl_module.generate(z, labels).float().cpu()
+        images = self.images(pl_module).float().cpu()
         publish_grid(trainer, make_grid(images, nrow=self.nrow, normalize=True, value_range=(-1, 1)), self.dirpath, "samples")

@@ -8,10 +8,13 @@ and what sweeps optimize. `genlab eval` gives the full protocol on a finished ru
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import pytorch_lightning as pl
 import torch
 
 from genlab.data.datamodule import to_signed_unit
+from genlab.generation import sample_batches
 from genlab.metrics.coverage import class_coverage
 from genlab.metrics.domain_classifier import load_or_train
 from genlab.metrics.features import ClassifierFeatures, extract
@@ -19,21 +22,19 @@ from genlab.metrics.quality import fid
 from genlab.modules.base import GenerativeModule
 
 
-def generated_batches(model: GenerativeModule, n: int, batch_size: int, seed: int):
-    """n images from the model in batches, the same latents (and cycling class labels) every call."""
-    generator = torch.Generator().manual_seed(seed)
-    for start in range(0, n, batch_size):
-        size = min(batch_size, n - start)
-        labels = (torch.arange(start, start + size) % model.num_classes) if model.conditional else None
-        yield model.generate(model.sample_latent(size, generator), labels)
-
-
 class SampleQuality(pl.Callback):
-    """Logs val/fid and val/coverage_entropy for `n_samples` images from fixed latents."""
+    """Logs val/fid and val/coverage_entropy for `n_samples` images from fixed noise.
 
-    def __init__(self, cache_dir: str, classifier: dict, n_samples: int = 1000, batch_size: int = 250, seed: int = 0) -> None:
+    `sampler` holds the family's sampler options for these images (a cheap setting for many-step samplers).
+    """
+
+    def __init__(
+        self, cache_dir: str, classifier: dict, n_samples: int = 1000, batch_size: int = 250, seed: int = 0,
+        sampler: Mapping[str, Any] | None = None,
+    ) -> None:
         self.cache_dir, self.classifier_settings = cache_dir, dict(classifier)
         self.n_samples, self.batch_size, self.seed = n_samples, batch_size, seed
+        self.sampler = dict(sampler or {})
         self.extractor: ClassifierFeatures | None = None
         self.real: torch.Tensor | None = None
 
@@ -61,7 +62,7 @@ class SampleQuality(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.extractor is None or trainer.sanity_checking:
             return
-        batches = generated_batches(pl_module, self.n_samples, self.batch_size, self.seed)
+        batches = sample_batches(pl_module, self.n_samples, self.batch_size, self.seed, self.sampler)
         fake = extract(self.extractor, batches, self.batch_size, pl_module.device, progress=False)
         coverage = class_coverage(self.extractor.classify(fake))
         pl_module.log("val/fid", fid(self.real, fake))

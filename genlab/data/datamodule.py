@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from genlab.data.sources import LabeledImages
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, is_integer, is_positive_integer, require
 
 
 class ImageSource(Protocol):
@@ -109,8 +109,8 @@ class ImageDataModule(pl.LightningDataModule):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size}")
+        require(is_positive_integer(batch_size), "data.batch_size", batch_size, "a positive integer")
+        require(is_integer(val_size) and val_size >= 0, "data.val_size", val_size, "an integer >= 0")
         self.source = source(root=root, download=download)
         self.name = name or type(self.source).__name__.lower()  # names caches and reports
         self.image_shape = tuple(image_shape)

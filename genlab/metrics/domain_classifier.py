@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from genlab.checkpoints import atomic_torch_save, load_checkpoint
+from genlab.run.checkpoints import atomic_torch_save, load_checkpoint
 from genlab.data.datamodule import DeviceBatchLoader
 from genlab.data.sources import LabeledImages
 from genlab.metrics.features import ClassifierFeatures

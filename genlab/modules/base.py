@@ -1,56 +1,141 @@
-"""What every generative LightningModule offers the callbacks and commands: latents in, images out."""
+"""What every generative LightningModule offers the callbacks and commands: noise in, images out.
+
+A family (GAN, VAE, a diffusion model, ...) subclasses `GenerativeModule`, states the shape of
+the noise its samples start from (`noise_shape`) and turns noise into images in `decode`, in one
+pass or in many steps. Everything that makes images (the sample grid, `val/fid`, `genlab eval`,
+`genlab sample`) calls `sample`, and nothing else, so a new family needs no edit there.
+"""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Iterable, Mapping
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from genlab.errors import ConfigError, DivergenceError
-from genlab.speed import SpeedOptions, apply_speed_options
+from genlab.errors import ConfigError, DivergenceError, is_positive_integer, require
+from genlab.nets.speed import SpeedOptions, apply_speed_options
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+# decode's own parameters; any other keyword is a sampler option
+_DECODE_INPUTS = {"self", "noise", "labels", "generator"}
+
+
+def latent_vector(latent_dim: Any) -> tuple[int]:
+    """The noise shape of a model with a vector latent z ~ N(0, I) of `model.latent_dim` entries."""
+    require(is_positive_integer(latent_dim), "model.latent_dim", latent_dim, "a positive integer")
+    return (latent_dim,)
 
 
 class GenerativeModule(pl.LightningModule):
-    """Base for the model families: a latent prior, optional class conditioning, optimizers from config.
+    """Base for the model families: noise, optional class conditioning, optimizers from config.
 
-    `optimizer` is the instantiated `optimizer` config group: partial optimizers under
-    `generator` (and `discriminator` for adversarial models), optionally a partial LR
-    `scheduler` applied to each optimizer and stepped once per epoch.
+    `optimizer` is the built `optimizer` config group (genlab.builder): partial optimizers under
+    `generator` (and `discriminator` for adversarial models), optionally a partial LR `scheduler`
+    applied to each optimizer and stepped once per epoch.
 
     `on_nonfinite` says what a NaN or infinite loss does: `stop` training with a message
     (checkpoints written so far stay as they are), or `skip` that optimizer step.
 
-    `speed` is the `speed` config node (genlab/speed.py), applied when Lightning sets the module up.
+    `speed` is the `speed` config node (genlab/nets/speed.py), applied when Lightning sets the module up.
+
+    Training progress is counted the same way for every family, so runs compare on one axis:
+    `generator_steps` (updates of the network that makes the images: a GAN's generator, a VAE's
+    or a diffusion model's whole network) and `images_seen` (real training images, over all
+    processes). Both are logged as train/* and val/*, and kept in checkpoints.
     """
+
+    # how `genlab sample` walks between two noise draws: straight lines suit low-dimensional latents;
+    # families whose noise is a whole image set "spherical" (a straight line's middle has too small a norm)
+    interpolation = "linear"
 
     def __init__(
         self,
         optimizer: Mapping[str, Any],
-        latent_dim: int,
+        noise_shape: tuple[int, ...],
         num_classes: int = 0,
         on_nonfinite: str = "stop",
         speed: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if latent_dim < 1:
-            raise ConfigError(f"model.latent_dim must be a positive integer, got {latent_dim}")
-        if on_nonfinite not in ("stop", "skip"):
-            raise ConfigError(f"on_nonfinite={on_nonfinite!r} is not valid: it must be stop or skip")
+        require(on_nonfinite in ("stop", "skip"), "on_nonfinite", on_nonfinite, "stop or skip")
         self.optimizer_factories = dict(optimizer)
-        self.latent_dim = latent_dim
+        self.noise_shape = tuple(noise_shape)
         self.num_classes = num_classes
         self.on_nonfinite = on_nonfinite
         self.skipped_steps = 0
+        self.generator_steps = 0
+        self.images_seen = 0
         self.speed = SpeedOptions.from_config(speed)
 
     def configure_model(self) -> None:
         # Lightning calls this once per fit, before it moves the module to its device; the
         # networks are the module's children (generator and discriminator, encoder and decoder).
         apply_speed_options(self.children(), self.speed)
+
+    # --- making images ------------------------------------------------------------------
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """N(0, I) noise of `noise_shape`, drawn on the CPU generator when given (fixed grids) and moved to the device."""
+        noise = torch.randn(n, *self.noise_shape, generator=generator, device="cpu" if generator else self.device)
+        return noise.to(self.device)
+
+    def decode(self, noise: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Images in [-1, 1] from `noise` (and class labels, for conditional models).
+
+        Families with a sampler take its options as further keyword arguments (steps, guidance,
+        ...); `generator` seeds any randomness the sampler draws along the way.
+        """
+        raise NotImplementedError
+
+    def sampler_options(self) -> list[str]:
+        """The keyword options this family's sampler takes (`decode`'s own arguments)."""
+        parameters = inspect.signature(self.decode).parameters.values()
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return [p.name for p in parameters if p.kind in named and p.name not in _DECODE_INPUTS]
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int | None = None,
+        labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """`n` images in [-1, 1] (or one per given noise row), in eval mode (BatchNorm running statistics).
+
+        Conditional models make class `labels[i]` for image i, cycling through the classes when
+        no labels are given. `generator` seeds the noise and the sampler, so a fixed seed gives
+        fixed images; `options` go to the family's sampler.
+        """
+        unknown = sorted(set(options) - set(self.sampler_options()))
+        if unknown:
+            valid = ", ".join(self.sampler_options()) or "none"
+            raise ConfigError(f"sampler.{unknown[0]} is not an option of {type(self).__name__}'s sampler; its options: {valid}")
+        if noise is None:
+            if n is None:
+                raise ValueError("sample() needs n, labels or noise")
+            noise = self.sample_noise(n, generator)
+        if self.conditional:
+            labels = torch.arange(len(noise)) % self.num_classes if labels is None else labels
+            labels = labels.to(self.device)
+        else:
+            labels = None
+        was_training = self.training
+        self.eval()
+        try:
+            return self.decode(noise.to(self.device), labels, generator=generator, **options)
+        finally:
+            self.train(was_training)
+
+    # --- training bookkeeping -----------------------------------------------------------
 
     def loss_is_finite(self, name: str, loss: Tensor) -> bool:
         """Check a loss before its step: True to go on, False to skip the step; raises to stop."""
@@ -84,28 +169,30 @@ class GenerativeModule(pl.LightningModule):
         # Lightning's own LearningRateMonitor and ThroughputMonitor ask the logger connector the same way
         return trainer._logger_connector.should_update_logs or bool(trainer.fast_dev_run)
 
-    @property
-    def conditional(self) -> bool:
-        return self.num_classes > 0
+    def progress(self) -> dict[str, float]:
+        return {"generator_steps": float(self.generator_steps), "images_seen": float(self.images_seen)}
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """z ~ N(0, I), drawn on the CPU generator when given (fixed grids) and moved to the device."""
-        z = torch.randn(n, self.latent_dim, generator=generator, device="cpu" if generator else self.device)
-        return z.to(self.device)
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # counted before the step, so that callbacks (the budget) see this batch at its end
+        self.images_seen += len(batch[0]) * (self.trainer.world_size if self._trainer is not None else 1)
 
-    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Images in [-1, 1] for latents `z` (and class labels, for conditional models)."""
-        raise NotImplementedError
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.logs_this_step:
+            self.log_dict({f"train/{name}": value for name, value in self.progress().items()})
 
-    @torch.no_grad()
-    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """`decode` in eval mode (BatchNorm running statistics), restoring the training mode after."""
-        was_training = self.training
-        self.eval()
-        try:
-            return self.decode(z.to(self.device), None if labels is None else labels.to(self.device))
-        finally:
-            self.train(was_training)
+    def on_validation_epoch_end(self) -> None:
+        # the same point on the common axis as the validation metrics of this epoch (genlab report plots against it)
+        self.log_dict({f"val/{name}": value for name, value in self.progress().items()})
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["progress"] = {"generator_steps": self.generator_steps, "images_seen": self.images_seen}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        progress = checkpoint.get("progress", {})
+        self.generator_steps = progress.get("generator_steps", 0)
+        self.images_seen = progress.get("images_seen", 0)
+
+    # --- optimizers ---------------------------------------------------------------------
 
     def _make_optimizer(self, role: str, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         if role not in self.optimizer_factories:

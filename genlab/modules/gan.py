@@ -1,28 +1,29 @@
 """One two-player training loop for every GAN family; the family is a loss name plus options.
 
-GAN, DCGAN, CGAN, WGAN (weight clipping), WGAN-GP, LSGAN and SN-GAN differ only in
-`loss`, `n_critic`, `gp_weight`, `clip_value` and the nets, all chosen by YAML.
+GAN, DCGAN, CGAN, WGAN, WGAN-GP, LSGAN and SN-GAN differ only in `loss`, `n_critic`, the
+regularizers their YAML lists (WGAN's weight clipping, WGAN-GP's gradient penalty; see
+genlab/regularizers.py) and the nets.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
-from genlab.errors import ConfigError
-from genlab.modules.base import GenerativeModule
-from genlab.objectives import adversarial_loss, clip_weights_, gradient_penalty
-from genlab.speed import eager
+from genlab.errors import ConfigError, is_positive_integer, require
+from genlab.modules.base import GenerativeModule, latent_vector
+from genlab.objectives import adversarial_loss
+from genlab.regularizers import Regularizer
 
 
 class AdversarialModule(GenerativeModule):
     """Alternates critic and generator steps (manual optimization, Lightning's GAN recipe).
 
     Every batch takes one critic step; every `n_critic`-th critic step is followed by a
-    generator step against the updated critic.
+    generator step against the updated critic. `regularizers` (name -> object) add terms to the
+    critic's loss and act after its steps.
     """
 
     def __init__(
@@ -32,33 +33,36 @@ class AdversarialModule(GenerativeModule):
         latent_dim: int = 100,
         loss: str = "nonsaturating",
         n_critic: int = 1,
-        gp_weight: float = 0.0,
-        clip_value: float | None = None,
+        regularizers: Mapping[str, Regularizer | None] | None = None,
         num_classes: int = 0,
         on_nonfinite: str = "stop",
         speed: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(optimizer, latent_dim, num_classes, on_nonfinite, speed)
-        if n_critic < 1:
-            raise ConfigError(f"model.n_critic must be >= 1, got {n_critic}")
+        super().__init__(optimizer, latent_vector(latent_dim), num_classes, on_nonfinite, speed)
+        require(is_positive_integer(n_critic), "model.n_critic", n_critic, "a positive integer")
         if "generator" not in net or "discriminator" not in net:
             raise ConfigError(
                 f"a GAN needs model.net.generator and model.net.discriminator, got {sorted(net)}:"
                 " use model/net=dcgan or model/net=mlp"
             )
         self.automatic_optimization = False
+        self.latent_dim = latent_dim
         self.generator = net["generator"]
         self.discriminator = net["discriminator"]
         self.objective = adversarial_loss(loss)
-        self.n_critic, self.gp_weight, self.clip_value = n_critic, gp_weight, clip_value
+        self.n_critic = n_critic
+        self.regularizers = {name: r for name, r in (regularizers or {}).items() if r is not None}
+        for name, regularizer in self.regularizers.items():
+            if not isinstance(regularizer, Regularizer):
+                raise ConfigError(f"model.regularizers.{name} is a {type(regularizer).__name__}, not a genlab Regularizer")
         # counted across epochs (and checkpoints), so every n_critic-th critic step is followed by
         # a generator step even when an epoch's batch count is not a multiple of n_critic
         self.critic_steps = 0
         self.last_g_loss: Tensor | None = None
-        self.save_hyperparameters(ignore=["net", "optimizer", "speed"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "speed", "regularizers"])
 
-    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.generator(z, labels)
+    def decode(self, noise: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        return self.generator(noise, labels)
 
     def configure_optimizers(self) -> Any:
         optimizers = [
@@ -72,9 +76,9 @@ class AdversarialModule(GenerativeModule):
         return labels if self.conditional else None
 
     def critic_loss(
-        self, real: Tensor, fake: Tensor, labels: Tensor | None, with_penalty: bool = True
+        self, real: Tensor, fake: Tensor, labels: Tensor | None, regularize: bool = True
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """The discriminator's objective on a real and a fake batch, penalty included; `fake` is detached."""
+        """The discriminator's objective on a real and a fake batch, regularizer terms included; `fake` is detached."""
         fake = fake.detach()
         real_scores = self.discriminator(real, labels)
         fake_scores = self.discriminator(fake, labels)
@@ -84,10 +88,12 @@ class AdversarialModule(GenerativeModule):
             "d_real": self.objective.readout(real_scores.detach()).mean(),
             "d_fake": self.objective.readout(fake_scores.detach()).mean(),
         }
-        if with_penalty and self.gp_weight > 0:
-            penalty = gradient_penalty(partial(eager(self.discriminator), labels=labels), real, fake)
-            loss = loss + self.gp_weight * penalty
-            logs["gradient_penalty"] = penalty.detach()
+        if regularize:
+            for name, regularizer in self.regularizers.items():
+                term = regularizer.critic_term(self, real, fake, labels)
+                if term is not None:
+                    loss = loss + term.loss
+                    logs[name] = term.logged
         return loss, logs
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -98,7 +104,7 @@ class AdversarialModule(GenerativeModule):
         # One fake batch serves both players (as in the DCGAN reference code); it keeps its
         # graph to the generator only when the generator steps on this batch.
         with torch.set_grad_enabled(generator_turn):
-            fake = self.generator(self.sample_latent(real.shape[0]), labels)
+            fake = self.generator(self.sample_noise(real.shape[0]), labels)
 
         self.toggle_optimizer(opt_d)
         d_loss, logs = self.critic_loss(real, fake, labels)
@@ -106,8 +112,8 @@ class AdversarialModule(GenerativeModule):
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
-            if self.clip_value is not None:
-                clip_weights_(self.discriminator, self.clip_value)
+            for regularizer in self.regularizers.values():
+                regularizer.after_critic_step(self)
         self.untoggle_optimizer(opt_d)
 
         if generator_turn:
@@ -118,6 +124,7 @@ class AdversarialModule(GenerativeModule):
                 self.manual_backward(g_loss)
                 opt_g.step()
             self.untoggle_optimizer(opt_g)
+            self.generator_steps += 1
             self.last_g_loss = g_loss.detach()
 
         if self.logs_this_step:
@@ -128,14 +135,16 @@ class AdversarialModule(GenerativeModule):
             self.log_dict({f"train/{name}": value for name, value in logs.items()})
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["critic_steps"] = self.critic_steps
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.critic_steps = checkpoint.get("critic_steps", 0)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         """D's verdict on held-out real images: a D(x) that drifts from the training D(x) means D overfits."""
         real, labels = batch[0], self._labels(batch[1])
-        fake = self.generator(self.sample_latent(real.shape[0]), labels)
-        _, logs = self.critic_loss(real, fake, labels, with_penalty=False)
+        fake = self.generator(self.sample_noise(real.shape[0]), labels)
+        _, logs = self.critic_loss(real, fake, labels, regularize=False)
         self.log_dict({f"val/{name}": value for name, value in logs.items()}, sync_dist=True)

@@ -7,8 +7,8 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from genlab.errors import ConfigError
-from genlab.modules.base import GenerativeModule
+from genlab.errors import ConfigError, is_non_negative_number, require
+from genlab.modules.base import GenerativeModule, latent_vector
 from genlab.objectives import gaussian_kl_divergence, reconstruction_loss, reparameterize
 
 
@@ -31,13 +31,13 @@ class VAEModule(GenerativeModule):
         on_nonfinite: str = "stop",
         speed: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(optimizer, latent_dim, num_classes, on_nonfinite, speed)
+        super().__init__(optimizer, latent_vector(latent_dim), num_classes, on_nonfinite, speed)
         if "encoder" not in net or "decoder" not in net:
             raise ConfigError(
                 f"a VAE needs model.net.encoder and model.net.decoder, got {sorted(net)}: use model/net=conv_vae"
             )
-        if kl_weight < 0:
-            raise ConfigError(f"model.kl_weight must be >= 0, got {kl_weight}")
+        require(is_non_negative_number(kl_weight), "model.kl_weight", kl_weight, "a number >= 0")
+        self.latent_dim = latent_dim
         self.encoder, self.decoder = net["encoder"], net["decoder"]
         self.kl_weight, self.likelihood = kl_weight, likelihood
         self.reconstruction_loss = reconstruction_loss(likelihood)
@@ -67,6 +67,7 @@ class VAEModule(GenerativeModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
         terms = self.elbo_terms(batch[0], self._labels(batch[1]))
+        self.generator_steps += 1  # one update of the whole model (encoder and decoder) per batch
         if self.logs_this_step:
             self.log("train/loss", terms["loss"].detach(), prog_bar=True)
             self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "loss"})
@@ -82,8 +83,9 @@ class VAEModule(GenerativeModule):
         mean = torch.sigmoid(parameters) if self.likelihood == "bernoulli" else parameters.clamp(0, 1)
         return mean * 2 - 1
 
-    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self._to_images(self.decoder(z, labels))
+    def decode(self, noise: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """The decoder's mean image for prior samples z = `noise`."""
+        return self._to_images(self.decoder(noise, labels))
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor, labels: Tensor | None = None) -> Tensor:

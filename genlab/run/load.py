@@ -2,17 +2,21 @@
 
 Checkpoints live in <run folder>/checkpoints/, the config the run was trained with in
 <run folder>/.hydra/config.yaml; `genlab eval` and `genlab sample` rebuild the model from that
-config (so their own command lines need only ckpt_path) and load the weights tensors-only.
+config with genlab.builder (so their own command lines need only ckpt_path) and load the weights
+tensors-only.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from genlab.modules.base import GenerativeModule
 
 
 def run_folder_of(ckpt_path: str | Path) -> Path:
@@ -34,21 +38,12 @@ def load_run_config(ckpt_path: str | Path, paths: DictConfig | None = None) -> D
     return cfg
 
 
-def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu") -> Any:
+def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu") -> GenerativeModule:
     """Rebuild the run's LightningModule and load the checkpoint's weights into it, in eval mode."""
-    from hydra.utils import instantiate
-
-    from genlab.checkpoints import load_checkpoint
+    from genlab.builder import build_module
+    from genlab.run.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(ckpt_path)
-    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer, _convert_="all"), _convert_="partial")
+    model = build_module(cfg)
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(device).eval()
-
-
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name

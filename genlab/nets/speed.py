@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, require
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,7 @@ class SpeedOptions:
         if unknown:
             raise ConfigError(f"speed.{unknown[0]} is not a speed option; the options are: {', '.join(sorted(known))}")
         for name in ("compile", "channels_last"):
-            if not isinstance(options.get(name, False), bool):
-                raise ConfigError(f"speed.{name}={options[name]!r} is not valid: it must be true or false")
+            require(isinstance(options.get(name, False), bool), f"speed.{name}", options.get(name), "true or false")
         if not isinstance(options.get("compile_options", {}), Mapping):
             raise ConfigError("speed.compile_options must be a mapping of torch.compile arguments, e.g. {mode: max-autotune}")
         return cls(**options)

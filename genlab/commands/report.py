@@ -1,8 +1,9 @@
 """`genlab report <folder>`: one comparison of every run below a folder (a sweep, or all of outputs/).
 
 Writes report.md (a Markdown table sorted by the objective, with each run's last sample grid),
-report.csv, and report_<metric>.png (the metric against step for every run), and lists failed
-jobs with the command that re-runs each.
+report.csv, and report_<metric>.png (the metric of every run against generator updates, the
+axis that means the same amount of training for every family), and lists failed jobs with the
+command that re-runs each.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from genlab.run_summary import FILENAME, read_summary
+from genlab.run.summary import FILENAME, read_summary
 
 # metrics where higher is better; every other metric is sorted ascending
 HIGHER_IS_BETTER = {"val/elbo", "train/elbo", "val/is", "val/precision", "val/recall", "val/coverage_entropy"}
@@ -142,7 +143,7 @@ def write_markdown(runs: Sequence[Run], columns: list[str], objective: str | Non
         values = " | ".join(format_value(run.metrics.get(c)) for c in columns)
         lines.append(f"| {rank} | {run.name.split('_')[0]} | `{run.label}` | {values} | {sample} |")
     if plot:
-        lines += ["", f"![{objective} against step]({plot.name})"]
+        lines += ["", f"![{objective} of every run]({plot.name})"]
     failed = [r for r in runs if r.status != "completed"]
     if failed:
         lines += ["", "## Failed runs", ""]
@@ -151,7 +152,26 @@ def write_markdown(runs: Sequence[Run], columns: list[str], objective: str | Non
     path.write_text("\n".join(lines) + "\n")
 
 
+# the common axis of every family: generator updates (genlab.modules.base.GenerativeModule counts them)
+PROGRESS_CURVES = ("train/generator_steps", "val/generator_steps")
+
+
+def progress_axis(run: Run) -> list[tuple[int, float]]:
+    """(logger step, generator updates) points of a run: the logger's step counts batches, which
+    mean different amounts of training per family; generator updates mean the same for all."""
+    return sorted({point for name in PROGRESS_CURVES for point in run.curves.get(name, [])})
+
+
+def on_progress_axis(points: list[tuple[int, float]], axis: list[tuple[int, float]]) -> list[tuple[float, float]]:
+    """Each (step, value) moved to (generator updates, value), interpolated between logged progress points."""
+    import numpy as np
+
+    steps, progress = zip(*axis)
+    return [(float(np.interp(step, steps, progress)), value) for step, value in points]
+
+
 def plot_curves(runs: Sequence[Run], metric: str, path: Path) -> Path | None:
+    """The metric of every run against generator updates (or, if a run did not log them, against the logger's step)."""
     with_curve = [r for r in runs if r.curves.get(metric)]
     if not with_curve:
         return None
@@ -160,11 +180,13 @@ def plot_curves(runs: Sequence[Run], metric: str, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    common = all(progress_axis(run) for run in with_curve)
     figure, axes = plt.subplots(figsize=(8, 5))
     for run in with_curve:
-        steps, values = zip(*run.curves[metric])
-        axes.plot(steps, values, label=run.label, linewidth=1.2)
-    axes.set_xlabel("step")
+        points = on_progress_axis(run.curves[metric], progress_axis(run)) if common else run.curves[metric]
+        x, values = zip(*points)
+        axes.plot(x, values, label=run.label, linewidth=1.2, marker="o", markersize=3)
+    axes.set_xlabel("generator updates" if common else "logger step (batches; not comparable across families)")
     axes.set_ylabel(metric)
     axes.set_title(f"{metric} for {len(with_curve)} runs")
     axes.legend(fontsize=7, loc="best")

@@ -17,12 +17,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
-from genlab.cli import full_command_line
-from genlab.errors import ConfigError, report_user_errors
-from genlab.runs import load_model, load_run_config, resolve_device
+from genlab.commands.app import hydra_app, sampler_options
+from genlab.errors import ConfigError
+from genlab.run.load import load_model, load_run_config
 
 log = logging.getLogger("genlab")
 EXTRACTORS = ("auto", "classifier", "inception")
@@ -30,7 +29,7 @@ EXTRACTORS = ("auto", "classifier", "inception")
 
 def cached_features(cache_dir: str | Path, key: str, compute) -> Any:
     """Features stored under <cache_dir>/features/<key>.pt, computed once."""
-    from genlab.checkpoints import atomic_torch_save, load_checkpoint
+    from genlab.run.checkpoints import atomic_torch_save, load_checkpoint
 
     path = Path(cache_dir).expanduser() / "features" / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '-', key)}.pt"
     if path.is_file():
@@ -41,17 +40,16 @@ def cached_features(cache_dir: str | Path, key: str, compute) -> Any:
     return features
 
 
-def generate(model: Any, n: int, batch_size: int, seed: int) -> Any:
+def generate(model: Any, n: int, batch_size: int, seed: int, options: dict[str, Any]) -> Any:
     import torch
 
-    from genlab.callbacks.sample_quality import generated_batches
+    from genlab.generation import sample_batches
 
-    return torch.cat([images.float().cpu() for images in generated_batches(model, n, batch_size, seed)])
+    return torch.cat([images.float().cpu() for images in sample_batches(model, n, batch_size, seed, options)])
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    from hydra.utils import instantiate
-
+    from genlab.builder import build_datamodule, resolve_device
     from genlab.data.datamodule import to_signed_unit
     from genlab.metrics.coverage import class_coverage
     from genlab.metrics.domain_classifier import load_or_train
@@ -63,7 +61,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     run_cfg = load_run_config(cfg.ckpt_path, cfg.paths)
     model = load_model(cfg.ckpt_path, run_cfg, device)
-    datamodule = instantiate(run_cfg.data)
+    datamodule = build_datamodule(run_cfg)
+    sampler = sampler_options(cfg)
     real_split = datamodule.split(cfg.split)
     n_real = min(cfg.n_samples, len(real_split))
     classifier, classifier_facts = load_or_train(
@@ -80,7 +79,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     key = f"{datamodule.name}_{cfg.split}_{extractor_id}_{n_real}"
     real = cached_features(cfg.paths.cache_dir, key, lambda: features(to_signed_unit(real_split.images[:n_real]), "real"))
-    fake_images = generate(model, cfg.n_samples, cfg.batch_size, cfg.seed)
+    fake_images = generate(model, cfg.n_samples, cfg.batch_size, cfg.seed, sampler)
     fake = features(fake_images, "generated")
     # class probabilities from the domain classifier, reusing the features when it is the extractor
     judged = fake if name == "classifier" else extract(classifier, fake_images, cfg.batch_size, device, progress=False)
@@ -103,7 +102,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "protocol": {
             "data": datamodule.name, "split": cfg.split, "n_generated": cfg.n_samples, "n_real": n_real,
             "extractor": name, "extractor_source": getattr(extractor, "source", classifier_facts["path"]),
-            "seed": cfg.seed, "kid_subset_size": kid_subset_size,
+            "seed": cfg.seed, "sampler": sampler, "kid_subset_size": kid_subset_size,
             "kid_subsets": cfg.kid_subsets, "pr_k": cfg.pr_k,
             "classifier_test_accuracy": classifier_facts["test_accuracy"],
         },
@@ -132,11 +131,10 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@hydra.main(config_path="pkg://genlab.configs", config_name="eval", version_base="1.3")
+@hydra_app("eval")
 def main(cfg: DictConfig) -> None:
-    with full_command_line(), report_user_errors():
-        results = evaluate(cfg)
-        path = write_results(results, cfg.ckpt_path)
-        print(format_table(results))
-        log.info("written to %s", path)
-        (Path(cfg.paths.output_dir) / "metrics.json").write_text(json.dumps(results, indent=2))
+    results = evaluate(cfg)
+    path = write_results(results, cfg.ckpt_path)
+    print(format_table(results))
+    log.info("written to %s", path)
+    (Path(cfg.paths.output_dir) / "metrics.json").write_text(json.dumps(results, indent=2))

@@ -1,0 +1,117 @@
+"""The one road from a composed config to objects: the datamodule, the LightningModule, the Trainer.
+
+`genlab train`, a finished run loaded back (`genlab eval`, `genlab sample`), the tests and
+scripts/benchmark.py all build here, so a model is the same object wherever it is used. Values
+that third-party classes consume (optimizer and Trainer arguments) are checked here, by key,
+before any data is loaded; genlab's own classes check their own arguments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
+
+from omegaconf import DictConfig
+
+from genlab.errors import ConfigError, is_positive_integer, is_positive_number, require
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+    from genlab.data.datamodule import ImageDataModule
+    from genlab.modules.base import GenerativeModule
+
+# the roles an optimizer config may hold partial optimizers for
+PLAYERS = ("generator", "discriminator")
+
+
+class Built(NamedTuple):
+    datamodule: ImageDataModule
+    module: GenerativeModule
+    trainer: pl.Trainer
+
+
+def _optimizer_key(optimizer: DictConfig, role: str, argument: str) -> str:
+    """The key a user sets: `optimizer.lr` when the role takes it from the top (`${..lr}`), else the role's own."""
+    node = optimizer[role]._get_node(argument)
+    if node is not None and node._is_interpolation() and str(node._value()).replace(" ", "") == f"${{..{argument}}}":
+        return f"optimizer.{argument}"
+    return f"optimizer.{role}.{argument}"
+
+
+def build_optimizers(cfg: DictConfig) -> dict[str, Callable[..., Any]]:
+    """The `optimizer` group as factories (partial optimizers per player, an optional scheduler), each
+    tried once on a probe parameter so that a value torch refuses is reported now, by key."""
+    import torch
+    from hydra.utils import instantiate
+
+    factories = instantiate(cfg.optimizer, _convert_="all")
+    for role in PLAYERS:
+        if role not in factories:
+            continue
+        learning_rate = factories[role].keywords.get("lr")
+        require(is_positive_number(learning_rate), _optimizer_key(cfg.optimizer, role, "lr"), learning_rate,
+                "a positive number")
+        try:
+            factories[role]([torch.nn.Parameter(torch.zeros(1))])
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"optimizer.{role} cannot be built: {error}") from error
+    return factories
+
+
+def build_module(cfg: DictConfig) -> GenerativeModule:
+    """The LightningModule `cfg.model` describes, with its optimizers, divergence rule and speed options."""
+    from hydra.utils import instantiate
+
+    return instantiate(
+        cfg.model, optimizer=build_optimizers(cfg), on_nonfinite=cfg.get("on_nonfinite", "stop"),
+        speed=cfg.get("speed"), _convert_="partial",
+    )
+
+
+def build_datamodule(cfg: DictConfig) -> ImageDataModule:
+    """The data set `cfg.data` describes; nothing is read from disk until `setup`."""
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.data)
+
+
+def instantiate_all(configs: DictConfig | None) -> list[Any]:
+    """Build every `_target_` entry of a dict-of-configs group (callbacks, logger); null entries are off."""
+    from hydra.utils import instantiate
+
+    if not configs:
+        return []
+    return [instantiate(node) for node in configs.values() if isinstance(node, DictConfig) and "_target_" in node]
+
+
+def build_trainer(cfg: DictConfig, callbacks: Iterable[Any] | None = None, **arguments: Any) -> pl.Trainer:
+    """The Trainer `cfg.trainer` describes, with the config's loggers and callbacks (or the ones given)."""
+    from hydra.utils import instantiate
+
+    trainer_cfg = cfg.trainer
+    max_epochs = trainer_cfg.get("max_epochs")
+    require(max_epochs == -1 or is_positive_integer(max_epochs), "trainer.max_epochs", max_epochs,
+            "a positive integer (or -1 with trainer.max_steps or budget.*)")
+    benchmark = trainer_cfg.get("benchmark")
+    require(benchmark is None or isinstance(benchmark, bool), "trainer.benchmark", benchmark, "null, true or false")
+    loggers = instantiate_all(cfg.get("logger"))
+    callbacks = instantiate_all(cfg.get("callbacks")) if callbacks is None else list(callbacks)
+    if not loggers:  # a learning-rate monitor only reports to loggers, and Lightning refuses it without one
+        from pytorch_lightning.callbacks import LearningRateMonitor
+
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, **arguments)
+
+
+def build(cfg: DictConfig) -> Built:
+    """Everything `genlab train` fits: (datamodule, module, trainer)."""
+    return Built(build_datamodule(cfg), build_module(cfg), build_trainer(cfg))
+
+
+def resolve_device(name: str) -> str:
+    """`auto` is the GPU where there is one; anything else is a torch device name."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name

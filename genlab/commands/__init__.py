@@ -1,0 +1,1 @@
+"""The genlab subcommands: train, eval, sample, report, and their --help."""

@@ -1,0 +1,58 @@
+"""`genlab train`: build data, model and trainer from the composed config; fit; return the metric."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from genlab.commands.app import hydra_app
+from genlab.errors import GenlabError, is_integer, require
+from genlab.run.folder import check_writable
+from genlab.run.summary import write_summary
+
+log = logging.getLogger("genlab")
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit the configured model; return `optimized_metric` as last logged (for sweepers)."""
+    require(is_integer(cfg.seed), "seed", cfg.seed, "an integer")
+    check_writable(Path(cfg.paths.output_dir), cfg.paths.get("min_free_mb", 0))
+    if cfg.get("ckpt_path"):
+        from genlab.run.checkpoints import load_checkpoint
+
+        load_checkpoint(cfg.ckpt_path)  # a missing, broken or unsafe checkpoint fails here, first
+
+    import pytorch_lightning as pl
+
+    from genlab.builder import build
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule, model, trainer = build(cfg)
+    datamodule.setup("fit")  # missing or broken data fails here, before Lightning starts up
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metric_name = cfg.get("optimized_metric")
+    if metric_name and metric_name not in trainer.callback_metrics:
+        raise GenlabError(
+            f"optimized_metric={metric_name!r} was never logged; logged metrics: {', '.join(trainer.callback_metrics)}"
+        )
+    if trainer.is_global_zero:
+        output_dir = cfg.paths.output_dir
+        write_summary(
+            output_dir, "completed", trainer.callback_metrics, metric_name,
+            global_step=trainer.global_step, epochs=trainer.current_epoch, **model.progress(),
+        )
+        log.info("run folder: %s", output_dir)
+        log.info("samples:    %s/samples/last.png", output_dir)
+        log.info("watch it:   tensorboard --logdir %s", cfg.paths.log_dir)
+    return float(trainer.callback_metrics[metric_name]) if metric_name else None
+
+
+def record_failure(cfg: DictConfig, error: BaseException, mistake: GenlabError | None) -> None:
+    write_summary(cfg.paths.output_dir, "failed", error=str(mistake or f"{type(error).__name__}: {error}"))
+
+
+@hydra_app("train", on_failure=record_failure)
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)

@@ -1,0 +1,75 @@
+"""Images from any generative module, the same way for the training callbacks and the commands:
+fixed grids, batches for the metrics, walks between two noise draws. All of it goes through
+`GenerativeModule.sample`, so a new family (one-pass or many-step) works here unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+import torch
+from torch import Tensor
+
+from genlab.modules.base import GenerativeModule
+
+
+def grid_labels(num_classes: int, n_per_class: int) -> Tensor:
+    """Row k of a grid shows class k: [0]*n, [1]*n, ..."""
+    return torch.arange(num_classes).repeat_interleave(n_per_class)
+
+
+def sample_grid(
+    model: GenerativeModule, n: int, nrow: int, generator: torch.Generator, options: Mapping[str, Any] | None = None
+) -> tuple[Tensor, int]:
+    """`n` samples and the grid's row length; conditional models get one row of n // classes per class.
+
+    `options` here and below are the family's sampler options (a mapping: their names may be any)."""
+    options = options or {}
+    if model.conditional:
+        per_class = max(1, n // model.num_classes)
+        return model.sample(labels=grid_labels(model.num_classes, per_class), n=per_class * model.num_classes,
+                            generator=generator, **options), per_class
+    return model.sample(n, generator=generator, **options), nrow
+
+
+def sample_batches(
+    model: GenerativeModule, n: int, batch_size: int, seed: int, options: Mapping[str, Any] | None = None
+) -> Iterator[Tensor]:
+    """`n` images in batches, the same noise (and cycling class labels) every call with the same seed."""
+    options = options or {}
+    generator = torch.Generator().manual_seed(seed)
+    for start in range(0, n, batch_size):
+        size = min(batch_size, n - start)
+        labels = torch.arange(start, start + size) % model.num_classes if model.conditional else None
+        yield model.sample(size, labels=labels, generator=generator, **options)
+
+
+def interpolate(start: Tensor, end: Tensor, t: Tensor, spherical: bool) -> Tensor:
+    """Points between two noise batches (n, ...) at fractions t (steps,): (n, steps, ...).
+
+    Straight lines, or great circles (slerp, Shoemake 1985) that keep the norm of Gaussian
+    noise, for families whose sampler expects noise of that norm."""
+    shape = (1, len(t)) + (1,) * (start.dim() - 1)
+    t = t.view(shape)
+    a, b = start[:, None], end[:, None]
+    if not spherical:
+        return (1 - t) * a + t * b
+    flat_a, flat_b = start.flatten(1), end.flatten(1)
+    cosine = (flat_a * flat_b).sum(1) / (flat_a.norm(dim=1) * flat_b.norm(dim=1))
+    omega = torch.arccos(cosine.clamp(-1 + 1e-7, 1 - 1e-7)).view((-1, 1) + (1,) * (start.dim() - 1))
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+def interpolation_strip(
+    model: GenerativeModule, rows: int, steps: int, generator: torch.Generator, options: Mapping[str, Any] | None = None
+) -> Tensor:
+    """rows x steps images walking from one noise draw to another (row k of class k for conditional models).
+
+    A smooth walk means the model learned a continuous mapping, not a lookup of training images.
+    """
+    options = options or {}
+    start, end = model.sample_noise(rows, generator), model.sample_noise(rows, generator)
+    t = torch.linspace(0, 1, steps, device=start.device)
+    noise = interpolate(start, end, t, spherical=model.interpolation == "spherical").flatten(0, 1)
+    labels = torch.arange(rows).repeat_interleave(steps) % model.num_classes if model.conditional else None
+    return model.sample(noise=noise, labels=labels, generator=generator, **options)

@@ -1,0 +1,71 @@
+"""Penalties and constraints a model's YAML lists under `model.regularizers`, each an object
+with hooks into the critic's step, so that a new one touches no training loop:
+
+    model:
+      regularizers:
+        gradient_penalty:
+          _target_: genlab.regularizers.GradientPenalty
+          weight: 10.0
+
+`critic_term` adds a weighted term to the critic's loss (and names what to log);
+`after_critic_step` acts on the weights once the critic's optimizer has stepped.
+Formulas live in genlab/objectives.py; these objects decide where and how often they apply.
+A null entry (`model.regularizers.gradient_penalty=null`) turns one off.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple
+
+from torch import Tensor
+
+from genlab.errors import is_non_negative_number, is_positive_number, require
+from genlab.nets.speed import eager
+from genlab.objectives import clip_weights_, gradient_penalty
+
+if TYPE_CHECKING:
+    from genlab.modules.gan import AdversarialModule
+
+
+class Term(NamedTuple):
+    """A weighted loss term and the unweighted value to log under `train/<name>`."""
+
+    loss: Tensor
+    logged: Tensor
+
+
+class Regularizer:
+    """Does nothing until a subclass overrides a hook."""
+
+    def critic_term(self, module: AdversarialModule, real: Tensor, fake: Tensor, labels: Tensor | None) -> Term | None:
+        """A term added to the critic's training loss on this batch (`fake` is detached), or None."""
+        return None
+
+    def after_critic_step(self, module: AdversarialModule) -> None:
+        """Runs after each critic optimizer step."""
+
+
+class GradientPenalty(Regularizer):
+    """WGAN-GP (Gulrajani et al. 2017): `weight` * E[(||grad f(x_hat)||_2 - 1)^2] on random interpolates."""
+
+    def __init__(self, weight: float = 10.0) -> None:
+        require(is_non_negative_number(weight), "model.regularizers.gradient_penalty.weight", weight, "a number >= 0")
+        self.weight = weight
+
+    def critic_term(self, module: AdversarialModule, real: Tensor, fake: Tensor, labels: Tensor | None) -> Term:
+        # the penalty differentiates the critic twice, which compiled graphs cannot: run it eagerly
+        penalty = gradient_penalty(partial(eager(module.discriminator), labels=labels), real, fake)
+        return Term(self.weight * penalty, penalty.detach())
+
+
+class WeightClipping(Regularizer):
+    """WGAN (Arjovsky et al. 2017): every critic weight clamped to [-clip_value, clip_value] after each critic step."""
+
+    def __init__(self, clip_value: float = 0.01) -> None:
+        require(is_positive_number(clip_value), "model.regularizers.weight_clipping.clip_value", clip_value,
+                "a positive number")
+        self.clip_value = clip_value
+
+    def after_critic_step(self, module: AdversarialModule) -> None:
+        clip_weights_(module.discriminator, self.clip_value)

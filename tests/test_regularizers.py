@@ -1,0 +1,119 @@
+"""Penalties and constraints are objects a YAML lists, not branches of the training loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from genlab.builder import build, build_module
+from genlab.objectives import gradient_penalty
+from genlab.regularizers import GradientPenalty, Regularizer, Term, WeightClipping
+from tests.conftest import BARE, logged
+
+
+class DriftPenalty(Regularizer):
+    """Progressive GAN's drift term (Karras et al. 2018, sec. A.1): `weight` * E[D(x)^2] keeps real scores near 0.
+
+    Defined here, in a test, and listed by a test-only YAML: adding it touches nothing in genlab/.
+    """
+
+    def __init__(self, weight: float = 0.001) -> None:
+        self.weight = weight
+        self.critic_steps_seen = 0
+
+    def critic_term(self, module, real: Tensor, fake: Tensor, labels: Tensor | None) -> Term:
+        drift = (module.discriminator(real, labels) ** 2).mean()
+        return Term(self.weight * drift, drift.detach())
+
+    def after_critic_step(self, module) -> None:
+        self.critic_steps_seen += 1
+
+
+# a model option of our own, in a config folder genlab does not ship: DCGAN plus the drift penalty
+SPY_MODEL = """# @package _global_
+defaults:
+  - dcgan
+  - _self_
+
+model:
+  regularizers:
+    drift:
+      _target_: tests.test_regularizers.DriftPenalty
+      weight: 0.5
+"""
+
+
+@pytest.fixture
+def drift_model(tmp_path) -> str:
+    folder = tmp_path / "user_configs" / "model"
+    folder.mkdir(parents=True)
+    (folder / "dcgan_drift.yaml").write_text(SPY_MODEL)
+    return f"hydra.searchpath=[file://{tmp_path / 'user_configs'}]"
+
+
+def test_a_regularizer_from_a_users_yaml_adds_its_term_and_hooks_without_any_edit_of_the_loop(
+    compose_train, fake_data_root, drift_model
+):
+    cfg = compose_train(*BARE, "model=dcgan_drift", drift_model, "data=mnist", f"paths.data_dir={fake_data_root}")
+    module = build_module(cfg)
+    (drift,) = module.regularizers.values()
+    assert isinstance(drift, DriftPenalty) and drift.weight == 0.5
+    real, fake = torch.rand(4, 1, 28, 28) * 2 - 1, torch.rand(4, 1, 28, 28) * 2 - 1
+    module.eval()  # batch norm from running statistics: the same scores in every pass
+    plain, _ = module.critic_loss(real, fake, None, regularize=False)
+    regularized, logs = module.critic_loss(real, fake, None)
+    expected_drift = (module.discriminator(real) ** 2).mean()
+    assert logs["drift"].item() == pytest.approx(expected_drift.item(), rel=1e-5)
+    assert regularized.item() == pytest.approx(plain.item() + 0.5 * expected_drift.item(), rel=1e-5)
+
+
+def test_a_users_regularizer_runs_after_every_critic_step_and_is_logged(compose_train, fake_data_root, drift_model, tmp_path):
+    cfg = compose_train(*(o for o in BARE if o != "~logger"), "model=dcgan_drift", drift_model, "data=mnist",
+                        f"paths.data_dir={fake_data_root}", "logger=csv", "trainer.log_every_n_steps=1")
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    assert module.regularizers["drift"].critic_steps_seen == module.critic_steps == 8
+    assert len(logged(tmp_path / "run", "train/drift")) == 8
+
+
+def test_the_wgan_yamls_list_their_papers_constraint_and_penalty(compose_train):
+    wgan = build_module(compose_train("model=wgan"))
+    (clipping,) = wgan.regularizers.values()
+    assert isinstance(clipping, WeightClipping) and clipping.clip_value == 0.01
+    gp = build_module(compose_train("model=wgan_gp"))
+    (penalty,) = gp.regularizers.values()
+    assert isinstance(penalty, GradientPenalty) and penalty.weight == 10.0
+    assert build_module(compose_train("model=wgan_gp", "model.regularizers.gradient_penalty=null")).regularizers == {}
+    assert build_module(compose_train("model=dcgan")).regularizers == {}
+
+
+def test_the_gradient_penalty_term_is_weight_times_the_penalty_of_the_papers_formula(compose_train):
+    module = build_module(compose_train("model=wgan_gp", "model.regularizers.gradient_penalty.weight=3"))
+    real, fake = torch.rand(3, 1, 28, 28), torch.rand(3, 1, 28, 28)
+    torch.manual_seed(5)
+    term = module.regularizers["gradient_penalty"].critic_term(module, real, fake, None)
+    torch.manual_seed(5)
+    penalty = gradient_penalty(module.discriminator, real, fake)
+    assert term.logged.item() == pytest.approx(penalty.item(), rel=1e-5)
+    assert term.loss.item() == pytest.approx(3 * penalty.item(), rel=1e-5)
+
+
+def test_weight_clipping_bounds_the_critic_after_its_step():
+    class Module(nn.Module):
+        discriminator = nn.Linear(4, 1)
+
+    module = Module()
+    with torch.no_grad():
+        module.discriminator.weight.fill_(5.0)
+    WeightClipping(0.2).after_critic_step(module)
+    assert module.discriminator.weight.abs().max().item() == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.regularizers.gradient_penalty.weight=-1", "model.regularizers.gradient_penalty.weight=-1 is not valid"),
+    ("+model.regularizers.gradient_penalty.strength=1", "strength"),
+])
+def test_bad_regularizer_settings_are_named(compose_train, override, message):
+    with pytest.raises(Exception, match=message):
+        build_module(compose_train("model=wgan_gp", override))
