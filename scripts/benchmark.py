@@ -3,7 +3,7 @@
 Throughput (images/s of steady-state training batches) of the same networks, optimizers,
 losses and batch size on mnist_mini, trained three ways:
 
-  genlab      `genlab train`'s own path: the composed config, genlab.train.build, Trainer.fit
+  genlab      `genlab train`'s own path: the composed config, genlab.builder.build, Trainer.fit
               with its default logger and callbacks (progress bar and validation off)
   plain       a hand-written PyTorch loop over batches sliced from tensors on the device
   DataLoader  the same loop fed the usual way: a Dataset of PIL images with per-item
@@ -27,6 +27,12 @@ the warm-up batches took in the first repeat (torch.compile compiles there).
 Start-up: the wall time of `genlab --help`, `genlab train --help`, and from launching
 `genlab train` to its first step.
 
+The reusable pieces live in scripts/bench/: clock.py (the Trainer callbacks that time genlab's
+batches and its first step), plain_loop.py (the hand-written reference loops and their batch
+sources), measure.py (paired measurements and their ratios) and report.py (the table and the
+JSON). This script composes the configurations, runs genlab against the plain loop and measures
+start-up.
+
     python scripts/benchmark.py
     python scripts/benchmark.py --device cuda --batches 300 --json benchmark.json
     python scripts/benchmark.py --models vae --batches 200 --options none --no-startup
@@ -38,47 +44,29 @@ import argparse
 import contextlib
 import io
 import itertools
-import json
 import logging
 import os
-import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
-from PIL import Image
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 
-from _bench_callbacks import MARK, InterleavedClock, synchronized_time
-from genlab.data.datamodule import to_signed_unit
+from bench.clock import MARK, InterleavedClock
+from bench.measure import Pair, plain_against_loader
+from bench.plain_loop import device_batches, loader_batches, plain_stepper
+from bench.report import print_report, save_json
+from genlab.builder import build, build_datamodule
 from genlab.data.sources import LabeledImages
-from genlab.modules.base import GenerativeModule
-from genlab.modules.vae import VAEModule
-from genlab.objectives import (
-    adversarial_loss,
-    clip_weights_,
-    gaussian_kl_divergence,
-    gradient_penalty,
-    reconstruction_loss,
-    reparameterize,
-)
-from genlab.train import build, build_model
 
 SCRIPTS = Path(__file__).resolve().parent
 # speed option -> (the overrides that turn it on, the devices it applies to)
@@ -89,22 +77,6 @@ SPEED_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "16-mixed": (("trainer.precision=16-mixed",), ("cuda",)),
     "cudnn.benchmark": (("trainer.benchmark=true",), ("cuda",)),
 }
-Batch = tuple[Tensor, Tensor]
-Step = Callable[[Tensor, Tensor], None]
-
-
-@dataclass
-class Pair:
-    """Two ways of training timed step by step, interleaved: seconds each took over `batches` steps."""
-
-    first_seconds: float
-    second_seconds: float
-    batches: int
-    warmup_seconds: float = 0.0  # genlab runs: genlab's own time for its warm-up batches
-
-    def speed_ratio(self) -> float:
-        """Images/s of the first way over images/s of the second."""
-        return self.second_seconds / self.first_seconds
 
 
 def parse_args() -> argparse.Namespace:
@@ -190,7 +162,7 @@ def compose_train(
 
 def load_training_images(cfg: DictConfig) -> LabeledImages:
     """The training split the genlab path trains on (uint8, on the CPU)."""
-    datamodule = instantiate(cfg.data)
+    datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
     return datamodule.split("train")
 
@@ -215,134 +187,6 @@ def genlab_against_plain(
     if clock.timed < args.batches:
         raise RuntimeError(f"{model}: the genlab run stopped after {clock.timed} of {args.batches} timed batches")
     return Pair(clock.genlab_seconds, clock.reference_seconds, clock.timed, clock.warmup_seconds)
-
-
-# --- (b) and (c): the plain loop ------------------------------------------------------------------
-
-
-def build_module(cfg: DictConfig, device: torch.device) -> GenerativeModule:
-    """The LightningModule exactly as genlab.train.build makes it; the plain loop uses its nets only."""
-    return build_model(cfg).to(device).train()
-
-
-def adversarial_step(module: GenerativeModule, cfg: DictConfig) -> Step:
-    """genlab/modules/gan.py's training_step without Lightning: a critic step on every batch,
-    a generator step on every n_critic-th, one fake batch shared by both; nothing logged."""
-    generator, critic = module.generator, module.discriminator
-    factories = instantiate(cfg.optimizer, _convert_="all")
-    opt_g, opt_d = factories["generator"](generator.parameters()), factories["discriminator"](critic.parameters())
-    objective = adversarial_loss(cfg.model.loss)
-    n_critic, gp_weight, clip_value = cfg.model.n_critic, cfg.model.gp_weight, cfg.model.clip_value
-    latent_dim, conditional = cfg.model.latent_dim, cfg.model.num_classes > 0
-    critic_steps = itertools.count(1)
-
-    def step(real: Tensor, labels: Tensor) -> None:
-        labels = labels if conditional else None
-        generator_turn = next(critic_steps) % n_critic == 0
-        with torch.set_grad_enabled(generator_turn):
-            fake = generator(torch.randn(real.shape[0], latent_dim, device=real.device), labels)
-        d_loss = objective.discriminator(critic(real, labels), critic(fake.detach(), labels))
-        if gp_weight > 0:
-            d_loss = d_loss + gp_weight * gradient_penalty(partial(critic, labels=labels), real, fake)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        if clip_value is not None:
-            clip_weights_(critic, clip_value)
-        if generator_turn:
-            critic.requires_grad_(False)  # as Lightning's toggle_optimizer: the generator's loss makes no critic gradients
-            g_loss = objective.generator(critic(fake, labels))
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            critic.requires_grad_(True)
-
-    return step
-
-
-def vae_step(module: GenerativeModule, cfg: DictConfig) -> Step:
-    """genlab/modules/vae.py's training step without Lightning: minimise the negative ELBO; nothing logged."""
-    encoder, decoder = module.encoder, module.decoder
-    optimizer = instantiate(cfg.optimizer, _convert_="all")["generator"]([*encoder.parameters(), *decoder.parameters()])
-    reconstruction = reconstruction_loss(cfg.model.likelihood)
-    kl_weight, conditional = cfg.model.kl_weight, cfg.model.num_classes > 0
-
-    def step(images: Tensor, labels: Tensor) -> None:
-        labels = labels if conditional else None
-        mu, logvar = encoder(images, labels)
-        z = reparameterize(mu, logvar)
-        nll = reconstruction(decoder(z, labels), (images + 1) / 2)
-        loss = (nll + kl_weight * gaussian_kl_divergence(mu, logvar)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
-
-
-def device_batches(data: LabeledImages, batch_size: int) -> Iterator[Batch]:
-    """Endless shuffled batches sliced from the uint8 data set on the device, scaled there, as genlab does."""
-    while True:
-        order = torch.randperm(len(data)).to(data.images.device)
-        for start in range(0, len(data) - batch_size + 1, batch_size):
-            index = order[start : start + batch_size]
-            yield to_signed_unit(data.images.index_select(0, index)), data.labels.index_select(0, index)
-
-
-class PILImages(Dataset):
-    """torchvision's dataset pattern (datasets.MNIST): uint8 arrays, one PIL image per item, per-item transforms to [-1, 1]."""
-
-    def __init__(self, data: LabeledImages) -> None:
-        channels = data.images.shape[1]
-        images = data.images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C), PIL's layout
-        self.images = images[..., 0] if channels == 1 else images
-        self.labels = data.labels.tolist()
-        half = [0.5] * channels
-        self.transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(half, half)])
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        return self.transform(Image.fromarray(self.images[index])), self.labels[index]
-
-
-def loader_batches(data: LabeledImages, batch_size: int, device: torch.device, workers: int) -> Iterator[Batch]:
-    """Endless batches from a shuffling DataLoader, copied to the device."""
-    cuda = device.type == "cuda"
-    loader = DataLoader(
-        PILImages(data), batch_size=batch_size, shuffle=True, drop_last=True,
-        num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0,
-    )
-    while True:
-        for images, labels in loader:
-            yield images.to(device, non_blocking=cuda), labels.to(device, non_blocking=cuda)
-
-
-def plain_stepper(cfg: DictConfig, batches: Iterator[Batch], device: torch.device) -> Callable[[], None]:
-    """One plain-loop training step on the next batch of `batches` per call, with networks of its own."""
-    module = build_module(cfg, device)
-    step = vae_step(module, cfg) if isinstance(module, VAEModule) else adversarial_step(module, cfg)
-    return lambda: step(*next(batches))
-
-
-def timed(step: Callable[[], None], device: torch.device) -> float:
-    """Seconds one step took, its queued device work included."""
-    start = synchronized_time(device)
-    step()
-    return synchronized_time(device) - start
-
-
-def plain_against_loader(plain: Callable[[], None], loader: Callable[[], None], args: argparse.Namespace, device: torch.device) -> Pair:
-    """The plain loop fed from the device against the same loop fed by a DataLoader, steps alternating."""
-    for _ in range(args.warmup):
-        plain()
-        loader()
-    seconds = [0.0, 0.0]
-    for _ in range(args.batches):
-        seconds[0] += timed(plain, device)
-        seconds[1] += timed(loader, device)
-    return Pair(*seconds, args.batches)
 
 
 def measure_throughput(args: argparse.Namespace, device: torch.device, options: list[str]) -> dict[str, dict[str, list[Pair]]]:
@@ -415,7 +259,7 @@ def first_step_times(device: torch.device) -> tuple[float, float]:
             f"trainer.accelerator={'gpu' if device.type == 'cuda' else 'cpu'}",
             "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0",
             "trainer.enable_progress_bar=false", "~callbacks.progress_bar", f"hydra.run.dir={run_dir}",
-            "+callbacks.first_step._target_=_bench_callbacks.FirstStepClock",
+            "+callbacks.first_step._target_=bench.clock.FirstStepClock",
         ]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SCRIPTS), os.environ.get("PYTHONPATH")]))}
         launched = time.time()
@@ -433,98 +277,6 @@ def measure_startup(device: torch.device, repeats: int) -> dict[str, float]:
         "genlab train: launch to first batch start": min(start for start, _ in first_steps),
         "genlab train: launch to first batch end": min(end for _, end in first_steps),
     }
-
-
-# --- report -------------------------------------------------------------------------------------------
-
-
-def repeat_ratios(runs: dict[str, list[Pair]]) -> dict[str, list[float]]:
-    """Each reported ratio, once per repeat; a speed option's against genlab without it, both
-    measured by their plain-loop yardstick."""
-    ratios = {
-        "genlab/plain": [pair.speed_ratio() for pair in runs["genlab"]],
-        "plain/DataLoader": [pair.speed_ratio() for pair in runs["plain/DataLoader"]],
-    }
-    for run in runs:
-        if run.startswith("genlab+"):
-            ratios[run.partition("+")[2]] = [
-                with_option.speed_ratio() / without.speed_ratio() for with_option, without in zip(runs[run], runs["genlab"])
-            ]
-    return ratios
-
-
-def extra_step_milliseconds(pairs: list[Pair]) -> list[float]:
-    """How much longer a genlab step took than the plain one beside it, per repeat."""
-    return [1000 * (pair.first_seconds - pair.second_seconds) / pair.batches for pair in pairs]
-
-
-def spread(values: list[float], digits: int = 2) -> str:
-    """The median, and the range when there are several values: `1.02 (0.97-1.06)`."""
-    middle = statistics.median(values)
-    if len(values) == 1:
-        return f"{middle:.{digits}f}"
-    return f"{middle:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
-def print_report(
-    results: dict[str, dict[str, list[Pair]]], startup: dict[str, float], args: argparse.Namespace, device: torch.device
-) -> None:
-    print(
-        f"\n{device.type}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch size {args.batch_size},"
-        f" {args.batches} timed batches after {args.warmup} warm-up, {args.repeats} repeats\n"
-        "images/s: the best repeat; ratios and ms: the median of the repeats (their range)\n"
-    )
-    images = args.batches * args.batch_size
-    header = (
-        f"{'model':<9}{'genlab img/s':>13}{'plain img/s':>12}{'DataLoader':>11}"
-        f"{'genlab/plain':>20}{'genlab extra ms/step':>24}{'plain/DataLoader':>20}"
-    )
-    print(header)
-    print("-" * len(header))
-    for model, runs in results.items():
-        ratios = repeat_ratios(runs)
-        print(
-            f"{model:<9}{max(images / p.first_seconds for p in runs['genlab']):>13.1f}"
-            f"{max(images / p.second_seconds for p in runs['genlab']):>12.1f}"
-            f"{max(images / p.second_seconds for p in runs['plain/DataLoader']):>11.1f}"
-            f"{spread(ratios['genlab/plain']):>20}{spread(extra_step_milliseconds(runs['genlab']), 1):>24}"
-            f"{spread(ratios['plain/DataLoader']):>20}"
-        )
-    options = [run.partition("+")[2] for run in next(iter(results.values())) if run.startswith("genlab+")]
-    if options:
-        print(f"\nspeed options: genlab with the option / genlab without it; [its warm-up of {args.warmup} batches, first repeat]")
-        header = f"{'model':<9}" + "".join(f"{name:>28}" for name in options) + f"{'without':>12}"
-        print(header)
-        print("-" * len(header))
-        for model, runs in results.items():
-            ratios = repeat_ratios(runs)
-            cells = [f"{spread(ratios[name])} [{runs[f'genlab+{name}'][0].warmup_seconds:.1f} s]" for name in options]
-            without = f"[{runs['genlab'][0].warmup_seconds:.1f} s]"
-            print(f"{model:<9}" + "".join(f"{cell:>28}" for cell in cells) + f"{without:>12}")
-    if startup:
-        print(f"\nstart-up (best of {args.repeats})")
-        for name, seconds in startup.items():
-            print(f"  {name:<45}{seconds:7.2f} s")
-
-
-def save_json(
-    path: Path, results: dict[str, dict[str, list[Pair]]], startup: dict[str, float], args: argparse.Namespace,
-    device: torch.device,
-) -> None:
-    settings = {k: v for k, v in vars(args).items() if k != "json"}
-    machine = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
-    if device.type == "cuda":
-        machine["gpu"] = torch.cuda.get_device_name(device)
-    report = {
-        "settings": settings,
-        "machine": machine,
-        "runs": {model: {run: [asdict(pair) for pair in pairs] for run, pairs in runs.items()} for model, runs in results.items()},
-        "repeat_ratios": {model: repeat_ratios(runs) for model, runs in results.items()},
-        "ratios": {model: {k: statistics.median(v) for k, v in repeat_ratios(runs).items()} for model, runs in results.items()},
-        "genlab_extra_ms_per_step": {model: statistics.median(extra_step_milliseconds(runs["genlab"])) for model, runs in results.items()},
-        "startup_seconds": startup,
-    }
-    path.write_text(json.dumps(report, indent=2))
 
 
 def main() -> int:

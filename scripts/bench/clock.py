@@ -1,8 +1,9 @@
 """Clocks that scripts/benchmark.py puts into genlab's Trainer.
 
 A module of its own, light to import, because `genlab train` loads it by name through a Hydra
-override (`+callbacks.first_step._target_=_bench_callbacks.FirstStepClock`, scripts/ on
-PYTHONPATH): importing the benchmark itself would add its imports to the start-up it measures.
+override (`+callbacks.first_step._target_=bench.clock.FirstStepClock`, scripts/ on PYTHONPATH):
+importing the benchmark itself would add its imports to the start-up it measures. bench/__init__.py
+imports nothing, so the package adds only this module.
 """
 
 from __future__ import annotations

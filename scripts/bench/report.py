@@ -1,0 +1,75 @@
+"""The benchmark's results: a table on stdout and, when asked for, every measurement as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .measure import Pair, extra_step_milliseconds, repeat_ratios, spread
+
+
+def print_report(
+    results: dict[str, dict[str, list[Pair]]], startup: dict[str, float], args: argparse.Namespace, device: torch.device
+) -> None:
+    print(
+        f"\n{device.type}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch size {args.batch_size},"
+        f" {args.batches} timed batches after {args.warmup} warm-up, {args.repeats} repeats\n"
+        "images/s: the best repeat; ratios and ms: the median of the repeats (their range)\n"
+    )
+    images = args.batches * args.batch_size
+    header = (
+        f"{'model':<9}{'genlab img/s':>13}{'plain img/s':>12}{'DataLoader':>11}"
+        f"{'genlab/plain':>20}{'genlab extra ms/step':>24}{'plain/DataLoader':>20}"
+    )
+    print(header)
+    print("-" * len(header))
+    for model, runs in results.items():
+        ratios = repeat_ratios(runs)
+        print(
+            f"{model:<9}{max(images / p.first_seconds for p in runs['genlab']):>13.1f}"
+            f"{max(images / p.second_seconds for p in runs['genlab']):>12.1f}"
+            f"{max(images / p.second_seconds for p in runs['plain/DataLoader']):>11.1f}"
+            f"{spread(ratios['genlab/plain']):>20}{spread(extra_step_milliseconds(runs['genlab']), 1):>24}"
+            f"{spread(ratios['plain/DataLoader']):>20}"
+        )
+    options = [run.partition("+")[2] for run in next(iter(results.values())) if run.startswith("genlab+")]
+    if options:
+        print(f"\nspeed options: genlab with the option / genlab without it; [its warm-up of {args.warmup} batches, first repeat]")
+        header = f"{'model':<9}" + "".join(f"{name:>28}" for name in options) + f"{'without':>12}"
+        print(header)
+        print("-" * len(header))
+        for model, runs in results.items():
+            ratios = repeat_ratios(runs)
+            cells = [f"{spread(ratios[name])} [{runs[f'genlab+{name}'][0].warmup_seconds:.1f} s]" for name in options]
+            without = f"[{runs['genlab'][0].warmup_seconds:.1f} s]"
+            print(f"{model:<9}" + "".join(f"{cell:>28}" for cell in cells) + f"{without:>12}")
+    if startup:
+        print(f"\nstart-up (best of {args.repeats})")
+        for name, seconds in startup.items():
+            print(f"  {name:<45}{seconds:7.2f} s")
+
+
+def save_json(
+    path: Path, results: dict[str, dict[str, list[Pair]]], startup: dict[str, float], args: argparse.Namespace,
+    device: torch.device,
+) -> None:
+    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    machine = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
+    if device.type == "cuda":
+        machine["gpu"] = torch.cuda.get_device_name(device)
+    report = {
+        "settings": settings,
+        "machine": machine,
+        "runs": {model: {run: [asdict(pair) for pair in pairs] for run, pairs in runs.items()} for model, runs in results.items()},
+        "repeat_ratios": {model: repeat_ratios(runs) for model, runs in results.items()},
+        "ratios": {model: {k: statistics.median(v) for k, v in repeat_ratios(runs).items()} for model, runs in results.items()},
+        "genlab_extra_ms_per_step": {model: statistics.median(extra_step_milliseconds(runs["genlab"])) for model, runs in results.items()},
+        "startup_seconds": startup,
+    }
+    path.write_text(json.dumps(report, indent=2))
