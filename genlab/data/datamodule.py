@@ -53,6 +53,11 @@ class DeviceBatchLoader:
 
     Under DDP each rank takes every `world_size`-th index of the shared permutation, so the
     ranks see disjoint shards of equal length.
+
+    Resumable (Lightning's `state_dict`/`load_state_dict` protocol): a checkpoint written in the
+    middle of an epoch records the epoch and how many batches of it were handed out, and the
+    resumed run goes on with the next batch of the same permutation, so it trains on exactly the
+    batches the uninterrupted run would have.
     """
 
     def __init__(
@@ -69,6 +74,8 @@ class DeviceBatchLoader:
         self.rank, self.world_size = rank, world_size
         self.sampler = EpochShuffle(len(data), seed, shuffle)
         self.batch_sampler = None  # read by Lightning, which treats any loader like a DataLoader
+        self.batches_handed_out = 0  # in the current pass
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches) from a checkpoint
 
     def _shard_size(self) -> int:
         return len(self.data) // self.world_size
@@ -77,11 +84,25 @@ class DeviceBatchLoader:
         full, rest = divmod(self._shard_size(), self.batch_size)
         return full if self.drop_last or rest == 0 else full + 1
 
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches": self.batches_handed_out}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_at = (state["epoch"], state["batches"])
+
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        # a generator: this runs at the first batch, after Lightning has set the sampler's epoch
+        skip = 0
+        if self._resume_at is not None:
+            epoch, batches = self._resume_at
+            self._resume_at = None
+            skip = batches if epoch == self.sampler.epoch else 0  # a checkpoint from an epoch's end skips nothing
+        self.batches_handed_out = skip
         device = self.data.images.device
         shard = self.sampler.order()[self.rank :: self.world_size][: self._shard_size()].to(device)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for start in range(skip * self.batch_size, len(self) * self.batch_size, self.batch_size):
             index = shard[start : start + self.batch_size]
+            self.batches_handed_out += 1
             yield to_signed_unit(self.data.images.index_select(0, index)), self.data.labels.index_select(0, index)
 
 

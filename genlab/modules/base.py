@@ -29,6 +29,20 @@ def latent_vector(latent_dim: Any) -> tuple[int]:
     return (latent_dim,)
 
 
+def random_state() -> dict[str, Any]:
+    """The generators that training draws noise from (torch's CPU one, and CUDA's on a GPU)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_random_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 class GenerativeModule(pl.LightningModule):
     """Base for the model families: noise, optional class conditioning, optimizers from config.
 
@@ -68,6 +82,7 @@ class GenerativeModule(pl.LightningModule):
         self.skipped_steps = 0
         self.generator_steps = 0
         self.images_seen = 0
+        self._random_state_to_restore: dict[str, Any] | None = None
         self.speed = SpeedOptions.from_config(speed)
 
     def configure_model(self) -> None:
@@ -173,6 +188,11 @@ class GenerativeModule(pl.LightningModule):
         return {"generator_steps": float(self.generator_steps), "images_seen": float(self.images_seen)}
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self._random_state_to_restore is not None:
+            # a resumed run draws the noise the uninterrupted run would have drawn; restored here, at
+            # its first batch, so that nothing Lightning runs before it (sanity checks) draws from it
+            restore_random_state(self._random_state_to_restore)
+            self._random_state_to_restore = None
         # counted before the step, so that callbacks (the budget) see this batch at its end
         self.images_seen += len(batch[0]) * (self.trainer.world_size if self._trainer is not None else 1)
 
@@ -186,11 +206,13 @@ class GenerativeModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["progress"] = {"generator_steps": self.generator_steps, "images_seen": self.images_seen}
+        checkpoint["random_state"] = random_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         progress = checkpoint.get("progress", {})
         self.generator_steps = progress.get("generator_steps", 0)
         self.images_seen = progress.get("images_seen", 0)
+        self._random_state_to_restore = checkpoint.get("random_state")
 
     # --- optimizers ---------------------------------------------------------------------
 
