@@ -33,6 +33,8 @@ def test_a_sweep_runs_every_job_in_its_own_folder_and_a_failure_does_not_stop_th
     assert statuses == ["completed", "failed", "completed"]  # ... after running the job that came after it
     assert list((jobs[2] / "tensorboard").glob("events.out.tfevents.*"))
     assert (jobs[2] / "checkpoints" / "last.ckpt").is_file()
+    # the sweep ends by naming the command that compares its runs (even though a job failed)
+    assert f"compare the runs: genlab report {sweep.relative_to(tmp_path)}\n" in result.stdout
 
     assert report_main([str(sweep), "--metric", "val/d_loss"]) == 0
     markdown = (sweep / "report.md").read_text()
@@ -81,6 +83,9 @@ def test_optuna_search_optimizes_the_metric_train_returns(tmp_path):
                     "~callbacks.progress_bar", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     (sweep,) = (tmp_path / "outputs" / "debug" / "multiruns").iterdir()
+    # trial folders are short; each trial's overrides are in its summary.json
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["trial_0", "trial_1"]
+    assert f"compare the runs: genlab report {sweep.relative_to(tmp_path)}\n" in result.stdout
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     summaries = [json.loads(p.read_text()) for p in sweep.rglob("summary.json")]
     assert len(summaries) == 2 and all(s["optimized_metric"] == "val/loss" for s in summaries)
@@ -112,3 +117,97 @@ def test_report_plots_every_family_against_generator_updates_not_the_loggers_ste
     assert axes == {"0_dcgan": [(100.0, 10.0)], "1_wgan": [(20.0, 50.0)]}
     assert report_main([str(tmp_path)]) == 0
     assert (tmp_path / "report_val_fid.png").stat().st_size > 1000
+
+
+def write_summary(folder: Path, overrides: list[str], metrics: dict[str, float] | None = None,
+                  status: str = "completed", error: str | None = None) -> Path:
+    """A run folder as genlab/run/summary.py leaves it: summary.json with the run's task overrides."""
+    folder.mkdir(parents=True)
+    summary = {"status": status, "overrides": overrides, "optimized_metric": None,
+               "metrics": metrics or {}, "error": error}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def table(markdown: str) -> list[list[str]]:
+    """The cells of every row of report.md's table, header and separator included."""
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown.splitlines() if line.startswith("|")]
+
+
+def test_report_labels_single_runs_by_the_overrides_that_differ_in_their_summaries(tmp_path):
+    runs = tmp_path / "runs"
+    write_summary(runs / "2024-05-01_10-00-00", ["model=vae", "optimizer.lr=0.001"], {"val/loss": 2.0})
+    write_summary(runs / "2024-05-01_11-00-00", ["model=vae", "optimizer.lr=0.003"], {"val/loss": 1.0})
+    assert report_main([str(runs)]) == 0
+    rows = table((runs / "report.md").read_text())[2:]
+    assert [(row[1], row[2]) for row in rows] == [
+        ("2024-05-01_11-00-00", "`optimizer.lr=0.003`"), ("2024-05-01_10-00-00", "`optimizer.lr=0.001`")]
+
+
+def test_report_labels_a_run_without_overrides_of_its_own_by_its_folder(tmp_path):
+    runs = tmp_path / "runs"
+    write_summary(runs / "2024-05-01_10-00-00", [], {"val/loss": 2.0})
+    write_summary(runs / "2024-05-01_11-00-00", ["model=vae"], {"val/loss": 1.0})
+    assert report_main([str(runs)]) == 0
+    labels = [row[2] for row in table((runs / "report.md").read_text())[2:]]
+    assert labels == ["`model=vae`", "`2024-05-01_10-00-00`"]
+
+
+@pytest.mark.parametrize("status, checkpoint_written", [("interrupted", False), ("failed", True)])
+def test_report_offers_an_interrupted_run_its_resume_command(tmp_path, status, checkpoint_written):
+    run = write_summary(tmp_path / "runs" / "2024-05-01_10-00-00", ["model=vae", "ckpt_path=old.ckpt"],
+                        status=status, error="SIGINT received: stopped at step 40 (epoch 1)\n  ...")
+    if checkpoint_written:
+        (run / "checkpoints").mkdir()
+        (run / "checkpoints" / "interrupted.ckpt").write_bytes(b"")
+    assert report_main([str(tmp_path / "runs")]) == 0
+    markdown = (tmp_path / "runs" / "report.md").read_text()
+    checkpoint = run / "checkpoints" / "interrupted.ckpt"
+    assert f"resume: `genlab train model=vae ckpt_path={checkpoint}`" in markdown
+    assert "re-run:" not in markdown and "old.ckpt" not in markdown
+
+
+def test_resume_command_quotes_a_checkpoint_path_that_hydra_would_split(tmp_path):
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from genlab.commands.report import Run, resume_command
+
+    checkpoint = tmp_path / "1_optimizer.lr=0.001,seed=2" / "checkpoints" / "interrupted.ckpt"
+    run = Run(checkpoint.parent.parent, "1_optimizer.lr=0.001,seed=2", "interrupted", ["seed=2"], {}, None, None)
+    *_, override = shlex.split(resume_command(run, checkpoint))
+    parsed = OverridesParser.create().parse_override(override)
+    assert parsed.key_or_group == "ckpt_path" and parsed.value() == str(checkpoint)
+
+
+def test_report_without_any_metric_writes_as_many_separators_as_header_cells(tmp_path):
+    write_summary(tmp_path / "0_seed=1", ["seed=1"])
+    write_summary(tmp_path / "1_seed=2", ["seed=2"])
+    assert report_main([str(tmp_path)]) == 0
+    header, separator, *rows = table((tmp_path / "report.md").read_text())
+    assert len(header) == len(separator) == 4 and all(len(row) == 4 for row in rows)
+    assert set(separator) == {"---"}
+
+
+def test_report_without_the_objective_says_no_run_logged_one_and_what_they_logged(tmp_path, capsys):
+    write_summary(tmp_path / "0_seed=1", ["seed=1"], {"train/g_loss": 1.0})
+    write_summary(tmp_path / "1_seed=2", ["seed=2"], {"train/d_loss": 2.0})
+    assert report_main([str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "sorted by nothing" not in printed
+    assert "no run logged a metric to sort by" in printed and "they logged: train/d_loss, train/g_loss" in printed
+    assert "no run logged a metric to sort by" in (tmp_path / "report.md").read_text()
+
+
+def test_report_plot_marks_every_logged_point(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from genlab.commands.report import Run, plot_curves
+
+    markers: list[str] = []
+    monkeypatch.setattr(Figure, "savefig", lambda figure, *args, **kwargs: markers.extend(
+        line.get_marker() for line in figure.axes[0].lines))
+    run = Run(tmp_path, "0_seed=1", "completed", ["seed=1"], {}, None, None, {"val/fid": [(0, 3.0), (10, 2.0)]}, "seed=1")
+    plot_curves([run], "val/fid", tmp_path / "plot.png")
+    assert markers == ["o"]

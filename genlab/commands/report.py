@@ -3,7 +3,7 @@
 Writes report.md (a Markdown table sorted by the objective, with each run's last sample grid),
 report.csv, and report_<metric>.png (the metric of every run against generator updates, the
 axis that means the same amount of training for every family), and lists failed jobs with the
-command that re-runs each.
+command that re-runs each and interrupted ones with the command that resumes each.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import re
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,14 @@ class Run:
     def samples(self) -> Path | None:
         grid = self.folder / "samples" / "last.png"
         return grid if grid.is_file() else None
+
+    @property
+    def interrupted_checkpoint(self) -> Path | None:
+        """The checkpoint an interrupted run resumes from (genlab.callbacks.interrupt writes it on Ctrl-C/SIGTERM)."""
+        if self.status == "completed":
+            return None
+        checkpoint = self.folder / "checkpoints" / "interrupted.ckpt"
+        return checkpoint if self.status == "interrupted" or checkpoint.is_file() else None
 
 
 def find_runs(root: Path) -> list[Run]:
@@ -82,7 +92,8 @@ def read_curves(folder: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def label_runs(runs: Sequence[Run]) -> None:
-    """Name each run by the overrides not shared by every run (what the sweep varied)."""
+    """Name each run by the overrides not shared by every run (what the sweep varied); a run with
+    none of its own (single runs started with the defaults) keeps its folder's name."""
     shared = set.intersection(*(set(r.overrides) for r in runs)) if runs else set()
     for run in runs:
         run.label = " ".join(o for o in run.overrides if o not in shared) or run.name
@@ -111,9 +122,60 @@ def sort_runs(runs: list[Run], objective: str | None, mode: str | None) -> list[
     return sorted(runs, key=key)
 
 
+def logged_metrics(runs: Sequence[Run]) -> list[str]:
+    """Every final metric some run logged (learning rates left out: they are settings, not results)."""
+    return sorted({name for r in runs for name in r.metrics if not name.startswith("lr-")})
+
+
 def metric_columns(runs: Sequence[Run], objective: str | None) -> list[str]:
-    names = sorted({name for r in runs for name in r.metrics if not name.startswith("lr-")})
+    names = logged_metrics(runs)
     return ([objective] if objective in names else []) + [n for n in names if n != objective]
+
+
+def sort_order(runs: Sequence[Run], objective: str | None) -> str:
+    """One sentence on how the runs are ranked, or why they are not (no run logged the objective)."""
+    if objective and any(objective in r.metrics for r in runs):
+        return f"sorted by {objective} ({'higher' if objective in HIGHER_IS_BETTER else 'lower'} is better)"
+    logged = ", ".join(logged_metrics(runs)) or "none"
+    wanted = objective or ", ".join(PREFERRED_OBJECTIVES)
+    return f"not sorted: no run logged a metric to sort by ({wanted}; choose one with --metric); they logged: {logged}"
+
+
+def short_name(name: str) -> str:
+    """A sweep job's folder `<n>_<overrides>` as `<n>` (the overrides have their own column); any other folder whole."""
+    parent, _, folder = name.rpartition("/")
+    number, sep, _ = folder.partition("_")
+    if not (sep and number.isdigit()):
+        return name
+    return f"{parent}/{number}" if parent else number
+
+
+def hydra_value(text: str) -> str:
+    """A value Hydra's override grammar reads back as it is: quoted when it holds `=`, `,` or other syntax."""
+    if re.fullmatch(r"[\w/.+@-]+", text):
+        return text
+    return "'" + text.replace("'", "\\'") + "'"
+
+
+def rerun_command(run: Run) -> str:
+    """The shell command that trains a failed run again from scratch, with its overrides."""
+    return " ".join(["genlab", "train", *map(shlex.quote, run.overrides)])
+
+
+def resume_command(run: Run, checkpoint: Path) -> str:
+    """The shell command that resumes an interrupted run from its checkpoint (an older ckpt_path gives way)."""
+    overrides = [o for o in run.overrides if not o.startswith("ckpt_path=")]
+    overrides.append(f"ckpt_path={hydra_value(str(checkpoint))}")
+    return " ".join(["genlab", "train", *map(shlex.quote, overrides)])
+
+
+def first_line(text: str | None) -> str:
+    """An error's first line: the rest (a checkpoint path, the resume hint) would break the Markdown list."""
+    return (text or "").strip().split("\n")[0]
+
+
+def table_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def format_value(value: float | None) -> str:
@@ -131,24 +193,34 @@ def write_csv(runs: Sequence[Run], columns: list[str], path: Path) -> None:
             ])
 
 
-def write_markdown(runs: Sequence[Run], columns: list[str], objective: str | None, root: Path, plot: Path | None, path: Path) -> None:
-    lines = [f"# Report: {root}", ""]
-    if objective:
-        order = "higher is better" if objective in HIGHER_IS_BETTER else "lower is better"
-        lines += [f"Sorted by `{objective}` ({order}).", ""]
-    lines.append("| rank | run | varied overrides | " + " | ".join(f"`{c}`" for c in columns) + " | samples |")
-    lines.append("|---" * (len(columns) + 4) + "|")
-    for rank, run in enumerate((r for r in runs if r.status == "completed"), start=1):
-        sample = f"![]({run.samples.relative_to(path.parent)})" if run.samples else ""
-        values = " | ".join(format_value(run.metrics.get(c)) for c in columns)
-        lines.append(f"| {rank} | {run.name.split('_')[0]} | `{run.label}` | {values} | {sample} |")
-    if plot:
-        lines += ["", f"![{objective} of every run]({plot.name})"]
-    failed = [r for r in runs if r.status != "completed"]
+def unfinished_sections(runs: Sequence[Run]) -> list[str]:
+    """Markdown for runs that did not complete: interrupted ones resume from their checkpoint, failed ones re-run."""
+    interrupted = [(r, c) for r in runs if (c := r.interrupted_checkpoint)]
+    failed = [r for r in runs if r.status != "completed" and not r.interrupted_checkpoint]
+    lines: list[str] = []
+    if interrupted:
+        lines += ["", "## Interrupted runs", ""]
+        for run, checkpoint in interrupted:
+            lines += [f"- `{run.name}`: {first_line(run.error) or 'interrupted'}", f"  resume: `{resume_command(run, checkpoint)}`"]
     if failed:
         lines += ["", "## Failed runs", ""]
         for run in failed:
-            lines += [f"- `{run.name}`: {run.error}", f"  re-run: `genlab train {' '.join(run.overrides)}`"]
+            lines += [f"- `{run.name}`: {first_line(run.error)}", f"  re-run: `{rerun_command(run)}`"]
+    return lines
+
+
+def write_markdown(runs: Sequence[Run], columns: list[str], objective: str | None, root: Path, plot: Path | None, path: Path) -> None:
+    order = sort_order(runs, objective)
+    lines = [f"# Report: {root}", "", f"{order[0].upper()}{order[1:]}.", ""]
+    header = ["rank", "run", "varied overrides", *(f"`{c}`" for c in columns), "samples"]
+    lines += [table_row(header), "|---" * len(header) + "|"]
+    for rank, run in enumerate((r for r in runs if r.status == "completed"), start=1):
+        sample = f"![]({run.samples.relative_to(path.parent)})" if run.samples else ""
+        values = [format_value(run.metrics.get(c)) for c in columns]
+        lines.append(table_row([str(rank), short_name(run.name), f"`{run.label}`", *values, sample]))
+    if plot:
+        lines += ["", f"![every run's curve]({plot.name})"]
+    lines += unfinished_sections(runs)
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -223,7 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_csv(runs, columns, out / "report.csv")
     write_markdown(runs, columns, objective, args.folder, plot, out / "report.md")
     completed = sum(r.status == "completed" for r in runs)
-    print(f"{len(runs)} runs ({completed} completed, {len(runs) - completed} failed), sorted by {objective or 'nothing'}")
+    interrupted = sum(r.interrupted_checkpoint is not None for r in runs)
+    failed = len(runs) - completed - interrupted
+    print(f"{len(runs)} runs ({completed} completed, {failed} failed, {interrupted} interrupted), {sort_order(runs, objective)}")
     print(f"wrote {out / 'report.md'}, {out / 'report.csv'}" + (f", {plot}" if plot else ""))
     return 0
 
