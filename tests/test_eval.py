@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from genlab.commands.evaluate import format_table
+
 GENLAB = str(Path(sys.executable).parent / "genlab")
 # a small domain classifier keeps the one-off classifier training to seconds
 SMALL_JUDGE = ("classifier.epochs=1", "classifier.base_channels=8", "classifier.feature_dim=32")
@@ -56,6 +58,8 @@ def test_eval_writes_every_metric_beside_the_checkpoint(trained_run):
     assert 1 <= results["metrics"]["inception_score"] <= 10
     assert 0 <= results["metrics"]["precision"] <= 1 and 0 <= results["metrics"]["recall"] <= 1
     assert results["protocol"]["split"] == "test" and results["protocol"]["n_real"] == 300
+    assert results["protocol"]["feature_dim"] == 32 and "torch-fidelity" in results["protocol"]["kid_units"]
+    assert results["protocol"]["val_fid"] == {"split": "val", "n_generated": 200, "n_real": 500, "extractor": "classifier"}
     assert sum(results["class_counts"]) == 300
     second = genlab(*args, cwd=workdir)  # the real-image features now come from the cache
     assert "real-image features from the cache" in second.stdout + second.stderr
@@ -96,3 +100,46 @@ def test_eval_of_a_checkpoint_outside_a_run_folder_says_what_it_needs(tmp_path):
     (tmp_path / "x.ckpt").write_bytes(b"")
     result = genlab("eval", f"ckpt_path={tmp_path / 'x.ckpt'}", cwd=tmp_path)
     assert result.returncode == 2 and ".hydra/config.yaml is missing" in result.stderr
+
+
+def evaluation(**protocol_changes) -> dict:
+    """What `evaluate` returns for a classifier-feature evaluation of 10,000 samples on MNIST's test split."""
+    protocol = {
+        "data": "mnist", "split": "test", "n_generated": 10000, "n_real": 10000, "extractor": "classifier",
+        "extractor_source": "classifier.pt", "seed": 0, "sampler": {}, "kid_subset_size": 1000, "kid_subsets": 100,
+        "pr_k": 3, "classifier_test_accuracy": 0.98, "feature_dim": 128, "kid_units": "", "is_splits": 10,
+        "coverage_threshold": 0.9, "val_fid": {"split": "val", "n_generated": 1000, "n_real": 1000, "extractor": "classifier"},
+    }
+    metrics = {"fid": 12.3456, "kid": 511.5, "kid_std": 20.25, "precision": 0.5, "recall": 0.25, "inception_score": 8.5,
+               "inception_score_std": 0.125, "coverage_entropy": 2.2, "coverage_normalized_entropy": 0.955,
+               "confident_share": 0.75, "classes_covered": 10.0}
+    return {"checkpoint": "best.ckpt", "protocol": {**protocol, **protocol_changes}, "metrics": metrics,
+            "class_counts": [1000] * 10}
+
+
+def table_line(table: str, metric: str) -> str:
+    (line,) = [line for line in table.splitlines() if line.startswith(metric + "  ")]
+    return line
+
+
+def test_eval_table_gives_kid_with_its_std_and_says_its_units():
+    line = table_line(format_table(evaluation()), "KID ± std")
+    assert "511.5 ± 20" in line
+    assert "unbiased MMD² in the kernel's units, as torch-fidelity (not x10³)" in line
+    assert "100 subsets of 1,000" in line
+
+
+def test_eval_table_names_the_split_and_features_of_its_fid():
+    line = table_line(format_table(evaluation()), "FID")
+    assert "12.35" in line and "classifier features (128-d), test split" in line
+
+
+def test_eval_table_says_its_fid_is_not_the_val_fid_that_picked_best_ckpt():
+    last = format_table(evaluation()).splitlines()[-1]
+    assert last == ("FID above: test split, 10,000 generated vs 10,000 real, classifier features; not comparable to"
+                    " the val/fid that picked best.ckpt (val split, 1,000 generated vs 1,000 real, classifier features).")
+
+
+def test_eval_table_says_when_its_fid_follows_the_val_fid_protocol():
+    same = evaluation(split="val", n_generated=1000, n_real=1000)
+    assert "the protocol of the val/fid that picked best.ckpt" in format_table(same).splitlines()[-1]

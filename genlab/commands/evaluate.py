@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genlab.commands.app import hydra_app, sampler_options
 from genlab.errors import ConfigError
@@ -25,6 +26,8 @@ from genlab.run.load import load_model, load_run_config
 
 log = logging.getLogger("genlab")
 EXTRACTORS = ("auto", "classifier", "inception")
+# KID as torch-fidelity reports it: the unbiased MMD² itself, not the KID paper's x10³
+KID_UNITS = "unbiased MMD² in the kernel's units, as torch-fidelity (not x10³)"
 
 
 def cached_features(cache_dir: str | Path, key: str, compute) -> Any:
@@ -105,10 +108,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "seed": cfg.seed, "sampler": sampler, "kid_subset_size": kid_subset_size,
             "kid_subsets": cfg.kid_subsets, "pr_k": cfg.pr_k,
             "classifier_test_accuracy": classifier_facts["test_accuracy"],
+            "feature_dim": extractor.feature_dim, "kid_units": KID_UNITS, "is_splits": cfg.is_splits,
+            "coverage_threshold": cfg.coverage_threshold, "val_fid": val_fid_protocol(run_cfg, datamodule.val_size),
         },
         "metrics": metrics,
         "class_counts": coverage.counts.tolist(),
     }
+
+
+def val_fid_protocol(run_cfg: DictConfig, val_size: int) -> dict[str, Any] | None:
+    """How training measured the val/fid that picked best.ckpt (callbacks/sample_quality.py); None if it did not."""
+    n_generated = OmegaConf.select(run_cfg, "callbacks.sample_quality.n_samples")
+    if n_generated is None or not val_size:
+        return None
+    return {"split": "val", "n_generated": n_generated, "n_real": val_size, "extractor": "classifier"}
 
 
 def write_results(results: dict[str, Any], ckpt_path: str | Path) -> Path:
@@ -120,14 +133,63 @@ def write_results(results: dict[str, Any], ckpt_path: str | Path) -> Path:
     return path
 
 
+def count(n: int) -> str:
+    return f"{n:,}"
+
+
+def with_std(metrics: dict[str, float], name: str) -> str:
+    return f"{metrics[name]:.4g} ± {metrics[name + '_std']:.2g}"
+
+
+def metric_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(metric, value, its protocol and units) for each number in the table; a std goes beside its mean."""
+    protocol, metrics = results["protocol"], results["metrics"]
+    features = f"{protocol['extractor']} features ({protocol['feature_dim']}-d)"
+    k, threshold = protocol["pr_k"], protocol["coverage_threshold"]
+    n_classes = len(results["class_counts"])
+    return [
+        ("FID", f"{metrics['fid']:.4g}", f"Fréchet distance of {features}, {protocol['split']} split"),
+        ("KID ± std", with_std(metrics, "kid"),
+         f"{KID_UNITS}, cubic kernel; {protocol['kid_subsets']} subsets of {count(protocol['kid_subset_size'])}"),
+        ("precision", f"{metrics['precision']:.4g}", f"share of generated images inside the real manifold (k={k})"),
+        ("recall", f"{metrics['recall']:.4g}", f"share of real images inside the generated manifold (k={k})"),
+        ("inception score ± std", with_std(metrics, "inception_score"),
+         f"domain classifier's probabilities (not ImageNet Inception), {protocol['is_splits']} splits; 1 to {n_classes}"),
+        ("coverage entropy", f"{metrics['coverage_entropy']:.4g} nats",
+         f"of the predicted classes; ln {n_classes} = {math.log(n_classes):.2f} is every class equally"),
+        ("coverage, normalized", f"{metrics['coverage_normalized_entropy']:.4g}", f"coverage entropy / ln {n_classes}"),
+        ("confident share", f"{metrics['confident_share']:.4g}", f"share of images whose top class probability is >= {threshold}"),
+        ("classes covered", f"{int(metrics['classes_covered'])} of {n_classes}", "classes with at least one confident image"),
+    ]
+
+
+def val_fid_note(protocol: dict[str, Any]) -> str:
+    """One line on why this FID and the training's val/fid (which picked best.ckpt) differ."""
+    here = f"{protocol['split']} split, {count(protocol['n_generated'])} generated vs {count(protocol['n_real'])} real," \
+           f" {protocol['extractor']} features"
+    during = protocol.get("val_fid")
+    if during is None:
+        return f"FID above: {here}; this run logged no val/fid while training."
+    there = f"{during['split']} split, {count(during['n_generated'])} generated vs {count(during['n_real'])} real," \
+            f" {during['extractor']} features"
+    if here == there:
+        return f"FID above: {here}, the protocol of the val/fid that picked best.ckpt."
+    return f"FID above: {here}; not comparable to the val/fid that picked best.ckpt ({there})."
+
+
 def format_table(results: dict[str, Any]) -> str:
+    """The metrics with the protocol and units beside each number: an FID or KID means nothing without them."""
     protocol = results["protocol"]
+    rows = [("metric", "value", "protocol and units"), *metric_rows(results)]
+    name_width, value_width = (max(len(row[i]) for row in rows) + 2 for i in (0, 1))
     lines = [
         f"{protocol['n_generated']} generated vs {protocol['n_real']} real ({protocol['data']}, {protocol['split']} split),"
-        f" {protocol['extractor']} features",
-        f"{'metric':<28}value",
+        f" {protocol['extractor']} features ({protocol['feature_dim']}-d), seed {protocol['seed']}",
+        "",
+        *(f"{name:<{name_width}}{value:<{value_width}}{about}" for name, value, about in rows),
+        "",
+        val_fid_note(protocol),
     ]
-    lines += [f"{name:<28}{value:.4f}" for name, value in results["metrics"].items()]
     return "\n".join(lines)
 
 
