@@ -7,6 +7,7 @@ load only when a subcommand starts working.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from contextlib import contextmanager
 from typing import Iterator, Sequence
@@ -29,7 +30,8 @@ Train and compare generative image models (GANs, VAEs) from the command line.
 commands:
 {commands}
 
-`genlab <command> --help` lists the config groups and every key you can override.
+`genlab <command> --help` lists the config groups; `genlab <command> --help <group>` (e.g. data,
+model/net) shows each option of a group with its keys and default values.
 """
 
 # The full command line of this process, kept so that the subcommand can be put back into
@@ -55,30 +57,69 @@ def full_command_line() -> Iterator[None]:
         sys.argv = hydra_argv
 
 
+@contextmanager
+def reader_may_leave() -> Iterator[None]:
+    """Text for a reader who may stop early (`genlab eval --help | head -1`): a closed pipe ends
+    the command quietly with exit code 0, as the Python docs advise (stdout goes to devnull, so
+    the interpreter's last flush does not fail again)."""
+    try:
+        try:
+            yield
+        finally:  # also when argparse's --help ends with SystemExit: flush now, not at interpreter exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+
+
+def help_groups(args: Sequence[str]) -> list[str]:
+    """The config groups named beside --help (`--help data model/net`); overrides and flags are not groups."""
+    return [a for a in args if a not in ("-h", "--help") and not a.startswith(("-", "+", "~")) and "=" not in a]
+
+
+def command_help(command: str, args: Sequence[str]) -> int:
+    """`genlab <command> --help [group ...]`, read from the YAML files alone (no torch)."""
+    from genlab.commands.help import UnknownGroup, app_help, group_help
+
+    groups = help_groups(args)
+    try:
+        pages = [group_help(command, HYDRA_APPS[command], g) for g in groups] or [app_help(command, HYDRA_APPS[command])]
+    except UnknownGroup as error:
+        print(error, file=sys.stderr)
+        return 2
+    print("\n\n".join(pages))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
-    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
-        print(usage())
+    command = argv[1] if len(argv) > 1 else "--help"
+    if command in ("-h", "--help", "help"):
+        with reader_may_leave():
+            print(usage())
         return 0
-    command = argv[1]
     if command in ("-V", "--version"):
         from genlab import __version__
 
-        print(f"genlab {__version__}")
+        with reader_may_leave():
+            print(f"genlab {__version__}")
         return 0
     if command not in SUBCOMMANDS:
         print(f"genlab: unknown command {command!r}; choose one of: {', '.join(SUBCOMMANDS)}\n", file=sys.stderr)
         print(usage(), file=sys.stderr)
         return 2
     if command in HYDRA_APPS and any(flag in argv[2:] for flag in ("-h", "--help")):
-        from genlab.commands.help import app_help
-
-        print(app_help(command, HYDRA_APPS[command]))
-        return 0
+        with reader_may_leave():
+            return command_help(command, argv[2:])
     _invocation[:] = argv
     sys.argv = [argv[0], *argv[2:]]  # Hydra parses sys.argv[1:] as its overrides
     module = importlib.import_module(SUBCOMMANDS[command][0])
-    result = module.main()
+    if command in HYDRA_APPS:
+        result = module.main()
+    else:
+        with reader_may_leave():  # `genlab report --help | head -1`
+            result = module.main()
     return result if isinstance(result, int) else 0
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import make_mnist
@@ -32,6 +34,47 @@ def test_train_help_shows_the_config_groups_and_their_options(tmp_path):
     for group in ("trainer", "experiment", "debug", "optimizer", "logger", "callbacks", "paths", "hydra"):
         assert group in groups
     assert "genlab train model=wgan_gp data=cifar10" in result.stdout
+
+
+def test_train_help_for_a_group_shows_each_option_with_its_keys_and_defaults(tmp_path):
+    result = run("train", "--help", "data", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "== data=mnist_mini (configs/data/mnist_mini.yaml) ==" in result.stdout
+    assert "  data.batch_size=64\n" in result.stdout and "  data.batch_size=128\n" in result.stdout  # mnist_mini's, cifar10's
+    assert "(default: mnist_mini)" in result.stdout
+
+
+def test_train_help_for_a_nested_group_shows_its_keys_under_its_package(tmp_path):
+    result = run("train", "--help", "model/net", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "== model/net=mlp " in result.stdout and "  model.net.discriminator.norm=batch\n" in result.stdout
+
+
+def test_train_help_for_a_group_does_not_import_torch(tmp_path):
+    probe = ("import sys; from genlab.cli import main; main(['genlab', 'train', '--help', 'data']);"
+             " print('torch imported' if 'torch' in sys.modules else 'torch not imported', file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "batch_size" in result.stdout
+    assert result.stderr.strip() == "torch not imported"
+
+
+def test_help_for_an_unknown_group_lists_the_valid_ones_in_one_line(tmp_path):
+    result = run("train", "--help", "dta", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "no config group 'dta'" in line and "data, debug" in line and "model/net" in line
+
+
+@pytest.mark.parametrize("reader", ["head -1", "true"])
+@pytest.mark.parametrize("command", ["--help", "train --help", "eval --help", "train --help data", "report --help"])
+def test_help_survives_a_reader_that_closes_the_pipe(tmp_path, command, reader):
+    # unbuffered output writes while the reader is gone (`head -1` after its line, `true` at once)
+    shell = f"{GENLAB} {command} | {reader}; exit ${{PIPESTATUS[0]}}"
+    result = subprocess.run(["bash", "-c", shell], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
+    assert len(result.stdout.splitlines()) == (1 if reader == "head -1" else 0)
 
 
 def test_unknown_subcommand_lists_the_valid_ones(tmp_path):
