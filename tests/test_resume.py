@@ -84,3 +84,80 @@ def test_the_loader_goes_on_with_the_next_batch_of_the_same_epochs_permutation(c
     later.load_state_dict(state)
     later.sampler.set_epoch(4)
     assert len(list(later)) == len(whole_epoch)
+
+
+
+def genlab(*args: str, cwd: Path):
+    import subprocess
+    import sys
+
+    executable = str(Path(sys.executable).parent / "genlab")
+    return subprocess.run([executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_resuming_from_a_runs_checkpoint_replays_its_overrides_and_refuses_a_shape_change(tmp_path):
+    from omegaconf import OmegaConf
+
+    quiet = ("trainer.enable_progress_bar=false", "~callbacks.progress_bar", f"paths.cache_dir={tmp_path / 'cache'}",
+             "classifier.epochs=1", "classifier.base_channels=8", "callbacks.sample_quality.n_samples=50")
+    run = tmp_path / "first"
+    first = genlab("train", "experiment=quickstart", "debug=limit", *quiet, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    last = run / "checkpoints" / "last.ckpt"
+
+    # the README's form: only the checkpoint and what changes (quickstart's narrow nets come from the run)
+    resumed = tmp_path / "resumed"
+    result = genlab("train", f"ckpt_path={last}", "trainer.max_epochs=3", *quiet, f"hydra.run.dir={resumed}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    cfg = OmegaConf.load(resumed / ".hydra" / "config.yaml")
+    assert cfg.model.latent_dim == 64 and cfg.trainer.max_epochs == 3 and cfg.data.name == "mnist_mini"
+    assert torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+
+    refused = genlab("train", f"ckpt_path={last}", "model.latent_dim=7", *quiet, f"hydra.run.dir={tmp_path / 'no'}",
+                     cwd=tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    (line,) = [line for line in refused.stderr.splitlines() if line.startswith("genlab: error:")]
+    assert "does not fit the model" in line and "model.latent_dim=7" in line and "drop that override" in line
+
+
+def test_ddp_ranks_signalled_together_stop_at_one_batch_write_one_checkpoint_and_resume(tmp_path):
+    """A cluster's scheduler signals the whole process group: every rank must stop cleanly, together."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import make_mnist
+
+    make_mnist(tmp_path / "data", n_train=160)
+    common = ("trainer=ddp_cpu", "data=mnist", f"paths.data_dir={tmp_path / 'data'}", "data.batch_size=8",
+              "data.val_size=16", "model.latent_dim=8", "model.net.generator.base_channels=8",
+              "model.net.discriminator.base_channels=8", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+              "callbacks.sample_quality=null", "callbacks.best_checkpoint=null", "logger=csv")
+    run = tmp_path / "run"
+    executable = str(Path(sys.executable).parent / "genlab")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([executable, "train", *common, "trainer.max_epochs=1000", f"hydra.run.dir={run}"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env=env)
+    deadline = time.time() + 180
+    while not (run / "checkpoints" / "last.ckpt").exists():  # both ranks are training
+        assert process.poll() is None and time.time() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGTERM)  # as SLURM or Kubernetes do: every process of the job
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert "Traceback" not in stderr and stderr.count("SIGTERM received: stopped at step") == 1
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert not left, f"processes of the job still running: {left}"
+    interrupted = run / "checkpoints" / "interrupted.ckpt"
+    saved = torch.load(interrupted, weights_only=True)
+    assert saved["global_step"] % 2 == 0  # whole batches: a critic and a generator step each
+
+    resumed = tmp_path / "resumed"
+    result = genlab("train", f"ckpt_path={interrupted}", f"trainer.max_epochs={saved['epoch'] + 2}",
+                    f"hydra.run.dir={resumed}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["global_step"] > saved["global_step"] and final["epoch"] == saved["epoch"] + 1

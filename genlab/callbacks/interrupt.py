@@ -1,4 +1,10 @@
-"""SIGINT (Ctrl-C) or SIGTERM (a scheduler's pre-emption): finish the batch, save, stop cleanly."""
+"""SIGINT (Ctrl-C) or SIGTERM (a scheduler's pre-emption): finish the batch, save, stop cleanly.
+
+Under DDP a cluster's scheduler signals every rank, not necessarily at the same batch: the ranks
+agree after each batch whether any of them was signalled, so all stop after the same batch, write
+one checkpoint together and exit. On SLURM, Lightning's own requeue (SIGUSR1, `#SBATCH
+--signal=SIGUSR1@90`) saves and resubmits the job; README's "Multi-GPU and clusters" says how.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ class GracefulInterrupt(pl.Callback):
         self.dirpath, self.filename = Path(dirpath), filename
         self.signals = [getattr(signal, name) for name in signals]
         self.received: int | None = None
+        self.child_timeout = 120.0  # seconds rank 0 waits for the ranks it launched to exit
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -48,15 +55,26 @@ class GracefulInterrupt(pl.Callback):
         self._previous = {}
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if self.received is None:
+        signalled = self.received is not None
+        if trainer.world_size > 1:  # one small all-reduce per batch: every rank stops after the same one
+            signalled = trainer.strategy.reduce_boolean_decision(signalled, all=False)
+        if not signalled:
             return
+        signum = self.received if self.received is not None else signal.SIGTERM
         path = self.dirpath / self.filename
-        trainer.save_checkpoint(path)
-        name = signal.Signals(self.received).name
+        trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes the file
+        if not trainer.is_global_zero:
+            # rank 0 alone reports and sets the exit code; a non-zero exit here would make Lightning's
+            # child-process observer kill rank 0 before it has finished
+            raise SystemExit(0)
+        for child in getattr(trainer.strategy.launcher, "procs", []):  # ranks this process launched
+            child.wait(timeout=self.child_timeout)
+        name = signal.Signals(signum).name
         raise TrainingInterrupted(
             f"{name} received: stopped at step {trainer.global_step} (epoch {trainer.current_epoch}) and saved a"
-            f" resumable checkpoint:\n  {path}\nresume with the same overrides plus: ckpt_path={path}",
-            self.received,
+            f" resumable checkpoint:\n  {path}\nresume with (the run's own settings are read from its folder):\n"
+            f"  genlab train ckpt_path={path}",
+            signum,
         )
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

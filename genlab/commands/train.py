@@ -19,10 +19,11 @@ def train(cfg: DictConfig) -> float | None:
     """Fit the configured model; return `optimized_metric` as last logged (for sweepers)."""
     require(is_integer(cfg.seed), "seed", cfg.seed, "an integer")
     check_writable(Path(cfg.paths.output_dir), cfg.paths.get("min_free_mb", 0))
+    checkpoint = None
     if cfg.get("ckpt_path"):
         from genlab.run.checkpoints import load_checkpoint
 
-        load_checkpoint(cfg.ckpt_path)  # a missing, broken or unsafe checkpoint fails here, first
+        checkpoint = load_checkpoint(cfg.ckpt_path)  # a missing, broken or unsafe checkpoint fails here, first
 
     import pytorch_lightning as pl
 
@@ -30,6 +31,11 @@ def train(cfg: DictConfig) -> float | None:
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, model, trainer = build(cfg)
+    if checkpoint is not None:
+        from genlab.run.resume import check_checkpoint_fits
+
+        check_checkpoint_fits(checkpoint.get("state_dict", {}), model, cfg.ckpt_path, cfg)
+        del checkpoint  # Lightning reads the file again, onto the training device
     datamodule.setup("fit")  # missing or broken data fails here, before Lightning starts up
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metric_name = cfg.get("optimized_metric")
@@ -55,4 +61,6 @@ def record_failure(cfg: DictConfig, error: BaseException, mistake: GenlabError |
 
 @hydra_app("train", on_failure=record_failure)
 def main(cfg: DictConfig) -> float | None:
-    return train(cfg)
+    from genlab.run.resume import with_run_config
+
+    return train(with_run_config(cfg))

@@ -1,0 +1,119 @@
+"""Resuming a run from its own folder: the config it was trained with, plus this command's overrides.
+
+`genlab train ckpt_path=<run>/checkpoints/last.ckpt trainer.max_epochs=40` replays the run's own
+overrides (<run>/.hydra/overrides.yaml, e.g. `experiment=quickstart`) before the new ones, so the
+networks are rebuilt as they were trained. An override that changes a network's shape cannot
+resume those weights: it is refused with one line naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+from genlab.errors import ConfigError
+from genlab.run.load import run_folder_of
+
+if TYPE_CHECKING:
+    from torch import nn
+
+# keys of a run's own command line that a resume does not replay
+NOT_REPLAYED = ("ckpt_path", "hydra.")
+
+
+def override_key(override: str) -> str:
+    """`model=dcgan` -> `model`, `+a.b=1` -> `a.b`, `~callbacks.x` -> `callbacks.x`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def run_overrides(ckpt_path: str | Path) -> list[str] | None:
+    """The overrides the checkpoint's run was started with, or None outside a genlab run folder."""
+    path = run_folder_of(ckpt_path) / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return None
+    return [str(o) for o in OmegaConf.load(path)]
+
+
+def merge_overrides(original: list[str], new: list[str]) -> list[str]:
+    """The run's overrides, then this command's; a key given again takes the new value."""
+    merged = {override_key(o): o for o in original if not override_key(o).startswith(NOT_REPLAYED)}
+    for override in new:
+        merged.pop(override_key(override), None)
+        merged[override_key(override)] = override
+    return list(merged.values())
+
+
+def with_run_config(cfg: DictConfig, config_name: str = "train") -> DictConfig:
+    """Inside `genlab train ckpt_path=...`: the config composed from the run's overrides and this command's."""
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+
+    if not cfg.get("ckpt_path") or not HydraConfig.initialized():
+        return cfg
+    original = run_overrides(cfg.ckpt_path)
+    if original is None:  # a checkpoint from elsewhere: this command's config alone
+        return cfg
+    overrides = merge_overrides(original, list(HydraConfig.get().overrides.task))
+    try:
+        resumed = compose(config_name, overrides=overrides)
+    except Exception as error:  # Hydra's own: an option or key this version no longer has
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(
+            f"cannot rebuild the config of the run of ckpt_path={cfg.ckpt_path} from its overrides {overrides}:"
+            f" {first_line}"
+        ) from error
+    record_config(resumed, overrides)
+    return resumed
+
+
+def record_config(cfg: DictConfig, overrides: list[str]) -> None:
+    """Rewrite this run's .hydra/config.yaml and overrides.yaml to what it really trains with, so
+    that `genlab eval`, `genlab sample` and a later resume rebuild this run as it ran."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get()
+    if not hydra.output_subdir:
+        return
+    folder = Path(hydra.runtime.output_dir) / hydra.output_subdir
+    folder.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, folder / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), folder / "overrides.yaml")
+
+
+def _flat(node: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(node, Mapping):
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}.{key}").items()}
+    return {prefix: node}
+
+
+def changed_keys(ckpt_path: str | Path, cfg: DictConfig) -> list[str]:
+    """`key=value` of the model and data settings that differ from what the checkpoint's run used."""
+    saved = run_folder_of(ckpt_path) / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        return []
+    before = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
+    now = OmegaConf.to_container(cfg, resolve=False)
+    changed = []
+    for group in ("model", "data"):
+        old, new = _flat(before.get(group, {}), group), _flat(now.get(group, {}), group)
+        changed += [f"{key}={new[key]!r} (the run used {old.get(key)!r})" for key in new if old.get(key) != new[key]]
+    return changed
+
+
+def check_checkpoint_fits(state_dict: Mapping[str, Any], module: nn.Module, ckpt_path: str | Path, cfg: DictConfig) -> None:
+    """Refuse, in one line, a checkpoint whose tensors do not fit the networks this config builds."""
+    expected = {name: tuple(t.shape) for name, t in module.state_dict().items()}
+    found = {name: tuple(t.shape) for name, t in state_dict.items()}
+    missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+    misshapen = sorted(name for name in expected.keys() & found.keys() if expected[name] != found[name])
+    if not (missing or unexpected or misshapen):
+        return
+    if misshapen:
+        what = f"{misshapen[0]} is {list(found[misshapen[0]])} in the checkpoint but {list(expected[misshapen[0]])} here"
+    else:
+        what = f"its tensors name other networks ({(missing or unexpected)[0]})"
+    changed = changed_keys(ckpt_path, cfg)
+    cause = f"; this command changes {changed[0]}: drop that override to resume" if changed else ""
+    raise ConfigError(f"ckpt_path={ckpt_path} does not fit the model this config builds: {what}{cause}")
