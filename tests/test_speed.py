@@ -125,9 +125,11 @@ def test_16_mixed_scales_the_losses_and_keeps_the_gradient_penalty_in_float32(co
     assert all(torch.isfinite(p).all() for p in module.parameters())
 
 
-def csv_rows(run_dir: Path) -> dict[int, dict[str, str]]:
+def csv_rows(run_dir: Path) -> dict[float, dict[str, str]]:
+    """Training rows by batch: keyed by the images seen so far (the step axis counts generator updates,
+    which two batches of a critic-heavy GAN share)."""
     with open(run_dir / "csv" / "metrics.csv") as handle:
-        return {int(row["step"]): row for row in csv.DictReader(handle) if row.get("train/d_loss")}
+        return {float(row["train/images_seen"]): row for row in csv.DictReader(handle) if row.get("train/d_loss")}
 
 
 def test_logging_every_third_batch_writes_the_same_values_on_those_batches(compose_train, fake_data_root, tmp_path):
@@ -139,12 +141,13 @@ def test_logging_every_third_batch_writes_the_same_values_on_those_batches(compo
         cfg.paths.output_dir = str(tmp_path / f"every_{every}")
         fit(cfg)
         runs[every] = csv_rows(Path(cfg.paths.output_dir))
-    # debug=limit: 4 batches per epoch; global steps count optimizer steps (2 critic : 1 generator)
+    # debug=limit: 2 epochs of 4 batches of 16 images
     sparse = runs[3]
     assert len(sparse) == 2 and len(runs[1]) == 8
-    for step, row in sparse.items():
-        for name in ("train/d_loss", "train/g_loss", "train/gradient_penalty", "train/d_real"):
-            assert row[name] and row[name] == runs[1][step][name], (step, name)
+    assert sorted(sparse) == [3 * 16.0, 6 * 16.0]
+    for images, row in sparse.items():
+        for name in ("train/d_loss", "train/g_loss", "train/gradient_penalty", "train/d_real", "step"):
+            assert row[name] and row[name] == runs[1][images][name], (images, name)
 
 
 def test_speed_options_are_checked_by_name_and_type():

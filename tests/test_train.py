@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -57,3 +58,24 @@ def test_the_same_seed_gives_the_same_losses(compose_train, fake_data_root, tmp_
         train(cfg)
         runs.append(logged(Path(cfg.paths.output_dir), "train/g_loss"))
     assert runs[0] == runs[1] and len(runs[0]) >= 2
+
+
+def test_every_logged_value_sits_at_x_equals_generator_updates(compose_train, fake_data_root):
+    """Scalars, sample images and learning rates share one axis that means the same for every family."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = compose_train(*FAST, "model=wgan_gp", "model.n_critic=2", "data=mnist", f"paths.data_dir={fake_data_root}",
+                        "logger=tensorboard", "callbacks.sample_quality=null", "callbacks.best_checkpoint=null")
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    (events,) = {p.parent for p in run.rglob("events.out.tfevents.*")}
+    accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0})
+    accumulator.Reload()
+    # debug=limit: 2 epochs of 4 batches; a generator update every second batch: 4 in all
+    generator_steps = {e.step: e.value for e in accumulator.Scalars("train/generator_steps")}
+    assert generator_steps and all(step == value for step, value in generator_steps.items())
+    assert max(e.step for e in accumulator.Scalars("val/d_loss")) == 4
+    assert [e.step for e in accumulator.Images("samples")] == [2, 4]  # after each epoch
+    assert {e.step for e in accumulator.Scalars("lr-Adam")} <= {0, 2, 4}
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["generator_steps"] == 4 and "step" not in summary["metrics"]

@@ -24,7 +24,9 @@ def publish_grid(trainer: pl.Trainer, grid: torch.Tensor, dirpath: Path, tag: st
     save_image(grid, dirpath / "last.png")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(tag, grid, global_step=trainer.global_step)
+            # on the scalars' axis, generator updates (GenerativeModule.log_common_axis)
+            step = getattr(trainer.lightning_module, "generator_steps", trainer.global_step)
+            logger.experiment.add_image(tag, grid, global_step=step)
 
 
 class SampleGrid(pl.Callback):

@@ -46,7 +46,7 @@ def train(cfg: DictConfig) -> float | None:
     if trainer.is_global_zero:
         output_dir = cfg.paths.output_dir
         write_summary(
-            output_dir, "completed", trainer.callback_metrics, metric_name,
+            output_dir, "completed", {k: v for k, v in trainer.callback_metrics.items() if k != "step"}, metric_name,
             global_step=trainer.global_step, epochs=trainer.current_epoch, **model.progress(),
         )
         log.info("run folder: %s", output_dir)
@@ -56,7 +56,10 @@ def train(cfg: DictConfig) -> float | None:
 
 
 def record_failure(cfg: DictConfig, error: BaseException, mistake: GenlabError | None) -> None:
-    write_summary(cfg.paths.output_dir, "failed", error=str(mistake or f"{type(error).__name__}: {error}"))
+    """summary.json of a run that did not complete: `interrupted` (resumable, genlab report says how) or `failed`."""
+    interrupted = type(mistake).__name__ == "TrainingInterrupted"  # genlab.callbacks.interrupt, not imported for this
+    write_summary(cfg.paths.output_dir, "interrupted" if interrupted else "failed",
+                  error=str(mistake or f"{type(error).__name__}: {error}"))
 
 
 @hydra_app("train", on_failure=record_failure)

@@ -199,10 +199,17 @@ class GenerativeModule(pl.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.logs_this_step:
             self.log_dict({f"train/{name}": value for name, value in self.progress().items()})
+            self.log_common_axis()
 
     def on_validation_epoch_end(self) -> None:
         # the same point on the common axis as the validation metrics of this epoch (genlab report plots against it)
         self.log_dict({f"val/{name}": value for name, value in self.progress().items()})
+        self.log_common_axis()
+
+    def log_common_axis(self) -> None:
+        """Put the logged values at x = generator updates: a value named `step` is the x-axis Lightning
+        gives the loggers (its own counts batches, which mean different training for different families)."""
+        self.log("step", float(self.generator_steps))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["progress"] = {"generator_steps": self.generator_steps, "images_seen": self.images_seen}
