@@ -79,3 +79,24 @@ def test_every_logged_value_sits_at_x_equals_generator_updates(compose_train, fa
     assert {e.step for e in accumulator.Scalars("lr-Adam")} <= {0, 2, 4}
     summary = json.loads((run / "summary.json").read_text())
     assert summary["generator_steps"] == 4 and "step" not in summary["metrics"]
+
+
+def test_a_completed_run_fills_tensorboards_hparams_tab_with_its_settings_and_metrics(compose_train, fake_data_root):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    cfg = compose_train(*FAST, "data=mnist", f"paths.data_dir={fake_data_root}", "logger=tensorboard",
+                        "optimizer.lr=3e-4", "callbacks.sample_quality=null", "callbacks.best_checkpoint=null")
+    train(cfg)
+    (events,) = {p.parent for p in Path(cfg.paths.output_dir).rglob("events.out.tfevents.*")}
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent("hparams")
+    experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    session = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert session.hparams["optimizer.lr"].number_value == pytest.approx(3e-4)
+    assert session.hparams["model._target_"].string_value == "genlab.modules.gan.AdversarialModule"
+    assert session.hparams["data.name"].string_value == "mnist"
+    columns = {info.name.tag for info in experiment.metric_infos}
+    assert {"val/d_loss", "train/g_loss", "train/generator_steps"} <= columns and "step" not in columns
+    assert "val/d_loss" in accumulator.Tags()["scalars"]  # the column's values: the run's own scalar

@@ -49,6 +49,11 @@ def train(cfg: DictConfig) -> float | None:
             output_dir, "completed", {k: v for k, v in trainer.callback_metrics.items() if k != "step"}, metric_name,
             global_step=trainer.global_step, epochs=trainer.current_epoch, **model.progress(),
         )
+        from genlab.run.hparams import log_hparams, run_hparams
+        from genlab.run.summary import task_overrides
+
+        logged = [name for name in trainer.callback_metrics if name != "step" and not name.startswith("lr-")]
+        log_hparams(trainer.loggers, run_hparams(cfg, task_overrides()), logged)
         log.info("run folder: %s", output_dir)
         log.info("samples:    %s/samples/last.png", output_dir)
         log.info("watch it:   tensorboard --logdir %s", cfg.paths.log_dir)
