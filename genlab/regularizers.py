@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from torch import Tensor
 
-from genlab.errors import is_non_negative_number, is_positive_number, require
+from genlab.errors import is_non_negative_number, is_positive_integer, is_positive_number, require
 from genlab.nets.speed import eager
-from genlab.objectives import clip_weights_, gradient_penalty
+from genlab.objectives import clip_weights_, gradient_penalty, zero_centered_gradient_penalty
 
 if TYPE_CHECKING:
     from genlab.modules.gan import AdversarialModule
@@ -57,6 +57,50 @@ class GradientPenalty(Regularizer):
         # the penalty differentiates the critic twice, which compiled graphs cannot: run it eagerly
         penalty = gradient_penalty(partial(eager(module.discriminator), labels=labels), real, fake)
         return Term(self.weight * penalty, penalty.detach())
+
+
+class ZeroCenteredPenalty(Regularizer):
+    """gamma/2 E[||grad_x D(x)||^2] on real (R1) or generated (R2) images, optionally lazy.
+
+    StyleGAN2's lazy regularization (Karras et al. 2020, sec. 3.1): with `interval` k > 1 the
+    penalty is computed on every k-th critic step only (counted by `module.critic_steps`) and
+    multiplied by k, so that its average weight stays gamma/2 while it costs 1/k as much.
+    """
+
+    name = "zero_centered"
+    on = "real"
+
+    def __init__(self, gamma: float = 10.0, interval: int = 1) -> None:
+        key = f"model.regularizers.{self.name}"
+        require(is_non_negative_number(gamma), f"{key}.gamma", gamma, "a number >= 0")
+        require(is_positive_integer(interval), f"{key}.interval", interval, "a positive integer (1: every critic step)")
+        self.gamma = gamma
+        self.interval = interval
+
+    def applies_at(self, critic_step: int) -> bool:
+        return critic_step % self.interval == 0
+
+    def critic_term(self, module: AdversarialModule, real: Tensor, fake: Tensor, labels: Tensor | None) -> Term | None:
+        if not self.applies_at(module.critic_steps):
+            return None
+        images = real if self.on == "real" else fake
+        # differentiated twice, which compiled graphs cannot: run the critic eagerly
+        squared_norm = zero_centered_gradient_penalty(partial(eager(module.discriminator), labels=labels), images)
+        return Term(self.interval * 0.5 * self.gamma * squared_norm, squared_norm.detach())
+
+
+class R1Penalty(ZeroCenteredPenalty):
+    """R1 (Mescheder et al. 2018): flattens D on the data; logs E||grad D(x_real)||^2."""
+
+    name = "r1"
+    on = "real"
+
+
+class R2Penalty(ZeroCenteredPenalty):
+    """R2 (Mescheder et al. 2018): flattens D on the generator's images; R3GAN pairs it with R1."""
+
+    name = "r2"
+    on = "fake"
 
 
 class WeightClipping(Regularizer):

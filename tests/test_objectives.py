@@ -138,3 +138,31 @@ def test_reconstruction_losses_are_negative_log_likelihoods_per_sample():
 def test_unknown_loss_name_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="hinge.*least_squares.*minimax.*nonsaturating.*wasserstein"):
         obj.adversarial_loss("wgann")
+
+
+def _linear_critic() -> nn.Linear:
+    critic = nn.Linear(12, 1)
+    with torch.no_grad():
+        critic.weight.copy_(torch.arange(12, dtype=torch.float32).view(1, 12) / 10)
+    return critic
+
+
+def test_r1_of_a_linear_critic_is_half_gamma_times_the_squared_weight_norm():
+    # D(x) = <w, x> + b has gradient w at every x, so gamma/2 E||grad D||^2 = gamma/2 ||w||^2
+    critic = _linear_critic()
+    penalty = obj.r1_penalty(lambda x: critic(x.flatten(1)).squeeze(1), torch.randn(5, 3, 2, 2), gamma=0.4)
+    assert penalty.item() == pytest.approx(0.2 * critic.weight.pow(2).sum().item(), rel=1e-5)
+
+
+def test_r2_is_the_same_penalty_on_the_images_it_is_given():
+    # D(x) = ||x||^2 / 2 has gradient x: gamma/2 E||x||^2 on the (generated) batch itself
+    fake = torch.tensor([[1.0, 2.0], [0.0, 3.0]])
+    penalty = obj.r2_penalty(lambda x: 0.5 * (x**2).sum(1), fake, gamma=2.0)
+    assert penalty.item() == pytest.approx(mean([5.0, 9.0]), rel=1e-6)
+
+
+def test_r1_keeps_the_graph_for_the_critic_update():
+    critic = nn.Linear(4, 1)
+    obj.r1_penalty(lambda x: critic(x).squeeze(1), torch.randn(3, 4), gamma=1.0).backward()
+    # d/dw (1/2 ||w||^2) = w
+    assert torch.allclose(critic.weight.grad, critic.weight.detach(), atol=1e-6)

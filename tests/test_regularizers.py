@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from genlab.builder import build, build_module
 from genlab.objectives import gradient_penalty
-from genlab.regularizers import GradientPenalty, Regularizer, Term, WeightClipping
+from genlab.regularizers import GradientPenalty, R1Penalty, R2Penalty, Regularizer, Term, WeightClipping
 from tests.conftest import BARE, logged
 
 
@@ -117,3 +117,47 @@ def test_weight_clipping_bounds_the_critic_after_its_step():
 def test_bad_regularizer_settings_are_named(compose_train, override, message):
     with pytest.raises(Exception, match=message):
         build_module(compose_train("model=wgan_gp", override))
+
+
+class _LinearCriticModule:
+    """What R1/R2 read from a GAN module: a critic D(x) = <w, x> with ||w||^2 = 9, and the critic step count."""
+
+    def __init__(self) -> None:
+        w = torch.tensor([1.0, 2.0, 0.0, -2.0])
+        self.discriminator = lambda x, labels=None: x.flatten(1) @ w
+        self.critic_steps = 1
+
+
+@pytest.mark.parametrize("cls", [R1Penalty, R2Penalty])
+def test_r1_and_r2_terms_are_half_gamma_times_the_squared_gradient_norm(cls):
+    module = _LinearCriticModule()
+    real, fake = torch.randn(3, 1, 2, 2), torch.randn(3, 1, 2, 2)
+    term = cls(gamma=0.1).critic_term(module, real, fake, None)
+    assert term.logged.item() == pytest.approx(9.0, rel=1e-5)
+    assert term.loss.item() == pytest.approx(0.05 * 9.0, rel=1e-5)
+
+
+def test_lazy_r1_applies_every_interval_critic_steps_scaled_by_the_interval():
+    module = _LinearCriticModule()
+    penalty = R1Penalty(gamma=0.1, interval=4)
+    real = torch.randn(2, 1, 2, 2)
+    losses = []
+    for step in range(1, 9):
+        module.critic_steps = step
+        term = penalty.critic_term(module, real, real, None)
+        losses.append(None if term is None else round(term.loss.item(), 5))
+    assert losses == [None, None, None, 4 * 0.45, None, None, None, 4 * 0.45]
+
+
+def test_r2_differentiates_at_the_fakes_and_r1_at_the_reals():
+    module = _LinearCriticModule()
+    module.discriminator = lambda x, labels=None: 0.5 * (x.flatten(1) ** 2).sum(1)  # gradient x
+    real, fake = torch.ones(2, 1, 2, 2), torch.full((2, 1, 2, 2), 2.0)
+    module.critic_steps = 1
+    assert R1Penalty(gamma=2.0).critic_term(module, real, fake, None).logged.item() == pytest.approx(4.0)
+    assert R2Penalty(gamma=2.0).critic_term(module, real, fake, None).logged.item() == pytest.approx(16.0)
+
+
+def test_bad_lazy_interval_names_its_key():
+    with pytest.raises(Exception, match="model.regularizers.r1.interval"):
+        R1Penalty(gamma=1.0, interval=0)
