@@ -133,12 +133,35 @@ def hinge_generator_loss(fake: Tensor) -> Tensor:
     return -fake.mean()
 
 
+# --- relativistic pairing GAN, RpGAN (Jolicoeur-Martineau 2018; Huang et al. 2024, R3GAN) ---
+# f(t) = softplus(t) = -log sigmoid(-t); each fake is paired with a real of the same batch position.
+
+
+def relativistic_discriminator_loss(real: Tensor, fake: Tensor) -> Tensor:
+    """E[f(D(G(z)) - D(x))]: D learns that a real looks more real than its paired fake."""
+    return F.softplus(fake - real).mean()
+
+
+def relativistic_generator_loss(fake: Tensor, real: Tensor) -> Tensor:
+    """E[f(D(x) - D(G(z)))]: the same game with the roles swapped, so G needs the real scores too."""
+    return F.softplus(real - fake).mean()
+
+
 class AdversarialLoss(NamedTuple):
-    """A discriminator loss, its generator loss, and how to read D's output as D(x) for logging."""
+    """A discriminator loss, its generator loss, and how to read D's output as D(x) for logging.
+
+    `generator` takes the fake scores, and the real scores too when `generator_sees_real`
+    (relativistic losses): only then does the generator's step score the real batch.
+    """
 
     discriminator: Callable[[Tensor, Tensor], Tensor]
-    generator: Callable[[Tensor], Tensor]
+    generator: Callable[..., Tensor]
     readout: Callable[[Tensor], Tensor]
+    generator_sees_real: bool = False
+
+    def generator_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        """The generator's loss on D's scores of its images (and of the real batch, when the loss pairs them)."""
+        return self.generator(fake, real) if self.generator_sees_real else self.generator(fake)
 
 
 def _identity(scores: Tensor) -> Tensor:
@@ -151,6 +174,7 @@ ADVERSARIAL_LOSSES: dict[str, AdversarialLoss] = {
     "wasserstein": AdversarialLoss(wasserstein_critic_loss, wasserstein_generator_loss, _identity),
     "least_squares": AdversarialLoss(least_squares_discriminator_loss, least_squares_generator_loss, _identity),
     "hinge": AdversarialLoss(hinge_discriminator_loss, hinge_generator_loss, _identity),
+    "relativistic": AdversarialLoss(relativistic_discriminator_loss, relativistic_generator_loss, _identity, True),
 }
 
 

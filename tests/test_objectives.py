@@ -136,7 +136,7 @@ def test_reconstruction_losses_are_negative_log_likelihoods_per_sample():
 
 
 def test_unknown_loss_name_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="hinge.*least_squares.*minimax.*nonsaturating.*wasserstein"):
+    with pytest.raises(ConfigError, match="hinge.*least_squares.*minimax.*nonsaturating.*relativistic.*wasserstein"):
         obj.adversarial_loss("wgann")
 
 
@@ -166,3 +166,22 @@ def test_r1_keeps_the_graph_for_the_critic_update():
     obj.r1_penalty(lambda x: critic(x).squeeze(1), torch.randn(3, 4), gamma=1.0).backward()
     # d/dw (1/2 ||w||^2) = w
     assert torch.allclose(critic.weight.grad, critic.weight.detach(), atol=1e-6)
+
+
+def test_relativistic_discriminator_loss_is_softplus_of_fake_minus_real_paired():
+    expected = mean(math.log(1 + math.exp(f - r)) for r, f in zip(REAL.tolist(), FAKE.tolist()))
+    assert obj.relativistic_discriminator_loss(REAL, FAKE).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_relativistic_generator_loss_is_softplus_of_real_minus_fake_paired():
+    expected = mean(-math.log(sigmoid(-(r - f))) for r, f in zip(REAL.tolist(), FAKE.tolist()))
+    assert obj.relativistic_generator_loss(FAKE, REAL).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_relativistic_loss_gives_its_generator_the_real_scores_and_the_others_do_not():
+    relativistic = obj.adversarial_loss("relativistic")
+    assert relativistic.generator_sees_real
+    assert relativistic.generator_loss(FAKE, REAL).item() == pytest.approx(obj.relativistic_generator_loss(FAKE, REAL).item())
+    nonsaturating = obj.adversarial_loss("nonsaturating")
+    assert not nonsaturating.generator_sees_real
+    assert nonsaturating.generator_loss(FAKE).item() == pytest.approx(obj.gan_nonsaturating_generator_loss(FAKE).item())

@@ -161,3 +161,10 @@ def test_r2_differentiates_at_the_fakes_and_r1_at_the_reals():
 def test_bad_lazy_interval_names_its_key():
     with pytest.raises(Exception, match="model.regularizers.r1.interval"):
         R1Penalty(gamma=1.0, interval=0)
+
+
+def test_the_rpgan_yaml_pairs_the_relativistic_loss_with_r1_and_r2(compose_train):
+    module = build_module(compose_train("model=rpgan"))
+    assert module.objective.generator_sees_real
+    assert {name: type(r) for name, r in module.regularizers.items()} == {"r1": R1Penalty, "r2": R2Penalty}
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in module.discriminator.modules())

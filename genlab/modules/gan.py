@@ -118,7 +118,12 @@ class AdversarialModule(GenerativeModule):
 
         if generator_turn:
             self.toggle_optimizer(opt_g)
-            g_loss = self.objective.generator(self.discriminator(fake, labels))
+            fake_scores = self.discriminator(fake, labels)
+            real_scores = None
+            if self.objective.generator_sees_real:  # relativistic losses pair each fake with a real
+                with torch.no_grad():
+                    real_scores = self.discriminator(real, labels)
+            g_loss = self.objective.generator_loss(fake_scores, real_scores)
             if self.loss_is_finite("train/g_loss", g_loss):
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
