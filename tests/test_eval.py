@@ -44,6 +44,14 @@ def test_training_logs_val_fid_and_keeps_the_best_checkpoint(trained_run):
     assert (workdir_cache := trained_run[0] / "cache" / "classifiers" / "mnist_mini.pt").is_file(), workdir_cache
 
 
+def test_training_logs_val_label_accuracy_of_a_conditional_model(trained_run):
+    _, run_dir = trained_run
+    metrics = json.loads((run_dir / "summary.json").read_text())["metrics"]
+    # 200 samples, 20 asked of each class
+    right = 200 * metrics["val/label_accuracy"]  # logged as float32
+    assert 0 <= right <= 200 and right == pytest.approx(round(right), abs=1e-4)
+
+
 def test_eval_writes_every_metric_beside_the_checkpoint(trained_run):
     workdir, run_dir = trained_run
     ckpt = run_dir / "checkpoints" / "last.ckpt"
@@ -65,6 +73,20 @@ def test_eval_writes_every_metric_beside_the_checkpoint(trained_run):
     assert "real-image features from the cache" in second.stdout + second.stderr
     again = json.loads((ckpt.parent / "metrics.json").read_text())["last.ckpt"]
     assert again["metrics"]["fid"] == pytest.approx(results["metrics"]["fid"], rel=1e-6)
+
+
+def test_eval_reports_label_accuracy_and_intra_class_fid_of_a_conditional_model(trained_run):
+    workdir, run_dir = trained_run
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    result = genlab("eval", f"ckpt_path={ckpt}", "n_samples=200", "extractor=classifier", "progress=false",
+                    f"paths.cache_dir={workdir / 'cache'}", *SMALL_JUDGE, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((ckpt.parent / "metrics.json").read_text())["last.ckpt"]["metrics"]
+    # 20 samples asked of each class: the share right is a multiple of 1/200
+    right = 200 * metrics["label_accuracy"]
+    assert 0 <= right <= 200 and right == pytest.approx(round(right), abs=1e-9)
+    assert metrics["intra_fid"] > 0
+    assert table_line(result.stdout, "label accuracy").split()[2] == f"{metrics['label_accuracy']:.4g}"
 
 
 def test_eval_with_inception_features(trained_run):
@@ -138,6 +160,15 @@ def test_eval_table_says_its_fid_is_not_the_val_fid_that_picked_best_ckpt():
     last = format_table(evaluation()).splitlines()[-1]
     assert last == ("FID above: test split, 10,000 generated vs 10,000 real, classifier features; not comparable to"
                     " the val/fid that picked best.ckpt (val split, 1,000 generated vs 1,000 real, classifier features).")
+
+
+def test_eval_table_gives_label_accuracy_only_for_conditional_models():
+    unconditional = evaluation()
+    conditional = evaluation()
+    conditional["metrics"].update(label_accuracy=0.875, intra_fid=40.5)
+    assert "label accuracy" not in format_table(unconditional)
+    assert "0.875" in table_line(format_table(conditional), "label accuracy")
+    assert "40.5" in table_line(format_table(conditional), "intra-class FID")
 
 
 def test_eval_table_says_when_its_fid_follows_the_val_fid_protocol():

@@ -1,6 +1,7 @@
 """Every validation epoch: FID of generated images against the validation split, in the
-domain classifier's feature space (`val/fid`), and how evenly they cover the classes
-(`val/coverage_entropy`, in nats; log(10) = 2.30 for ten equally covered classes).
+domain classifier's feature space (`val/fid`), how evenly they cover the classes
+(`val/coverage_entropy`, in nats; log(10) = 2.30 for ten equally covered classes), and for
+conditional models how often a sample shows the class it was asked for (`val/label_accuracy`).
 
 Cheap enough on a CPU each epoch, unlike Inception FID; it is the default checkpoint monitor
 and what sweeps optimize. `genlab eval` gives the full protocol on a finished run.
@@ -15,6 +16,7 @@ import torch
 
 from genlab.data.datamodule import to_signed_unit
 from genlab.generation import sample_batches
+from genlab.metrics.conditioning import label_accuracy, requested_labels
 from genlab.metrics.coverage import class_coverage
 from genlab.metrics.domain_classifier import load_or_train
 from genlab.metrics.features import ClassifierFeatures, extract
@@ -23,7 +25,7 @@ from genlab.modules.base import GenerativeModule
 
 
 class SampleQuality(pl.Callback):
-    """Logs val/fid and val/coverage_entropy for `n_samples` images from fixed noise.
+    """Logs val/fid, val/coverage_entropy (and val/label_accuracy) for `n_samples` images from fixed noise.
 
     `sampler` holds the family's sampler options for these images (a cheap setting for many-step samplers).
     """
@@ -64,6 +66,10 @@ class SampleQuality(pl.Callback):
             return
         batches = sample_batches(pl_module, self.n_samples, self.batch_size, self.seed, self.sampler)
         fake = extract(self.extractor, batches, self.batch_size, pl_module.device, progress=False)
-        coverage = class_coverage(self.extractor.classify(fake))
+        probabilities = self.extractor.classify(fake)
+        coverage = class_coverage(probabilities)
         pl_module.log("val/fid", fid(self.real, fake))
         pl_module.log("val/coverage_entropy", coverage.entropy)
+        if pl_module.conditional:
+            labels = requested_labels(len(fake), pl_module.num_classes)
+            pl_module.log("val/label_accuracy", label_accuracy(probabilities, labels))

@@ -1,11 +1,14 @@
 """`genlab eval ckpt_path=...`: FID, KID, precision/recall, Inception Score and class coverage of a
-trained run, under one stated protocol, written to metrics.json beside the checkpoint.
+trained run (and for conditional models label accuracy and intra-class FID), under one stated
+protocol, written to metrics.json beside the checkpoint.
 
 Protocol: `n_samples` generated images (latents from `seed`; conditional models cycle through the
 classes) against the first `n_samples` real images of `split` (at most the whole split), both in
 [-1, 1]. Features come from `extractor`: `inception` (FID Inception-v3 pool features, 2048-d,
 images resized to 299x299 with TF1 bilinear, grayscale repeated to RGB) or `classifier` (genlab's
-domain classifier, 128-d). IS and coverage always use the domain classifier's class probabilities.
+domain classifier, 128-d). IS, coverage and label accuracy always use the domain classifier's class
+probabilities; intra-class FID uses the extractor's features, class by class, with the real images'
+own labels.
 Real-image features are cached per (data set, split, extractor, N).
 """
 
@@ -54,6 +57,7 @@ def generate(model: Any, n: int, batch_size: int, seed: int, options: dict[str, 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from genlab.builder import build_datamodule, resolve_device
     from genlab.data.datamodule import to_signed_unit
+    from genlab.metrics.conditioning import intra_class_fid, label_accuracy, requested_labels
     from genlab.metrics.coverage import class_coverage
     from genlab.metrics.domain_classifier import load_or_train
     from genlab.metrics.features import InceptionFeatures, extract
@@ -100,6 +104,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         coverage_entropy=coverage.entropy, coverage_normalized_entropy=coverage.normalized_entropy,
         confident_share=coverage.confident_share, classes_covered=float(coverage.classes_covered),
     )
+    if model.conditional:
+        asked = requested_labels(len(fake), model.num_classes)
+        metrics["label_accuracy"] = label_accuracy(probabilities, asked)
+        intra_fid = intra_class_fid(real, real_split.labels[:n_real], fake, asked)
+        if intra_fid is not None:
+            metrics["intra_fid"] = intra_fid
     return {
         "checkpoint": str(Path(cfg.ckpt_path).resolve()),
         "protocol": {
@@ -160,7 +170,20 @@ def metric_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("coverage, normalized", f"{metrics['coverage_normalized_entropy']:.4g}", f"coverage entropy / ln {n_classes}"),
         ("confident share", f"{metrics['confident_share']:.4g}", f"share of images whose top class probability is >= {threshold}"),
         ("classes covered", f"{int(metrics['classes_covered'])} of {n_classes}", "classes with at least one confident image"),
+        *conditioning_rows(metrics, protocol, features),
     ]
+
+
+def conditioning_rows(metrics: dict[str, float], protocol: dict[str, Any], features: str) -> list[tuple[str, str, str]]:
+    """Conditional models only: do the samples show the classes they were asked for?"""
+    rows = []
+    if "label_accuracy" in metrics:
+        rows.append(("label accuracy", f"{metrics['label_accuracy']:.4g}",
+                     "share of images the domain classifier assigns to the class they were asked for"))
+    if "intra_fid" in metrics:
+        rows.append(("intra-class FID", f"{metrics['intra_fid']:.4g}",
+                     f"mean over classes of the FID of one class's images, {features}, {protocol['split']} split"))
+    return rows
 
 
 def val_fid_note(protocol: dict[str, Any]) -> str:
