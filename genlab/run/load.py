@@ -13,19 +13,36 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, GenlabError
 
 if TYPE_CHECKING:
     from genlab.modules.base import GenerativeModule
+
+
+class CheckpointMismatchError(GenlabError):
+    """A checkpoint's tensors do not fit the model its run folder's config builds."""
 
 
 def run_folder_of(ckpt_path: str | Path) -> Path:
     return Path(ckpt_path).expanduser().resolve().parent.parent
 
 
+def config_file_of(ckpt_path: str | Path) -> Path:
+    """Where the config of a checkpoint's run lies: <run>/.hydra/config.yaml for <run>/checkpoints/<name>.ckpt."""
+    return run_folder_of(ckpt_path) / ".hydra" / "config.yaml"
+
+
 def load_run_config(ckpt_path: str | Path, paths: DictConfig | None = None) -> DictConfig:
-    """The config a checkpoint's run was trained with; `paths` (this session's) replaces the run's."""
-    config_file = run_folder_of(ckpt_path) / ".hydra" / "config.yaml"
+    """The config a checkpoint's run was trained with; `paths` (this session's) replaces the run's.
+
+    The checkpoint itself is looked at first: a typo in ckpt_path is reported as such, not as a
+    run folder without its config.
+    """
+    checkpoint = Path(ckpt_path).expanduser()
+    if not checkpoint.is_file():
+        what = "is a folder, not a file" if checkpoint.is_dir() else "does not exist"
+        raise ConfigError(f"ckpt_path={ckpt_path}: the checkpoint {what}; give a .ckpt file in a run's checkpoints/ folder")
+    config_file = config_file_of(ckpt_path)
     if not config_file.is_file():
         raise ConfigError(
             f"{config_file} is missing: ckpt_path must point into the checkpoints/ folder of a genlab run"
@@ -45,5 +62,34 @@ def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu") -> G
 
     checkpoint = load_checkpoint(ckpt_path)
     model = build_module(cfg)
-    model.load_state_dict(checkpoint["state_dict"])
+    load_weights(model, checkpoint, ckpt_path)
     return model.to(device).eval()
+
+
+def load_weights(model: GenerativeModule, checkpoint: dict[str, Any], ckpt_path: str | Path) -> None:
+    """Load the checkpoint's state_dict into `model`; a checkpoint of another model is one line, not torch's dump."""
+    state_dict = checkpoint.get("state_dict")
+    if not isinstance(state_dict, dict):
+        raise CheckpointMismatchError(
+            f"ckpt_path={ckpt_path} holds no state_dict: it is not a checkpoint that genlab train wrote"
+        )
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as error:
+        raise CheckpointMismatchError(
+            f"ckpt_path={ckpt_path} does not fit the model its run's config builds ({type(model).__name__},"
+            f" from {config_file_of(ckpt_path)}): {first_difference(model.state_dict(), state_dict)}"
+        ) from error
+
+
+def first_difference(expected: dict[str, Any], found: dict[str, Any]) -> str:
+    """The first tensor that tells a checkpoint and a model apart, in words."""
+    for name, tensor in expected.items():
+        if name not in found:
+            return f"the checkpoint has no {name}"
+        shape = getattr(found[name], "shape", None)
+        if shape is None or tuple(shape) != tuple(tensor.shape):
+            what = "not a tensor" if shape is None else list(shape)
+            return f"{name} is {what} in the checkpoint but {list(tensor.shape)} in the model"
+    extra = sorted(found.keys() - expected.keys())
+    return f"the checkpoint has {extra[0]}, which the model has not" if extra else "their tensors differ"
