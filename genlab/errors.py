@@ -25,6 +25,10 @@ class DataNotFoundError(GenlabError, FileNotFoundError):
     """A data set's files are missing; the message says where genlab looked and how to get them."""
 
 
+class DataDownloadError(DataNotFoundError):
+    """`data.download=true` failed; nothing half-downloaded is left, and the message says how to get the files by hand."""
+
+
 class DataFormatError(GenlabError, ValueError):
     """A data file exists but its contents are not what its format promises."""
 
@@ -60,11 +64,19 @@ def is_non_negative_number(value: Any) -> bool:
 
 
 def user_error(error: BaseException) -> GenlabError | None:
-    """The GenlabError behind an exception (Hydra's instantiate wraps them), if there is one."""
+    """The GenlabError behind an exception (Hydra's instantiate wraps them), if there is one.
+
+    A mandatory key left at `???` (omegaconf's MissingMandatoryValue) is the user's to fix too.
+    """
+    from omegaconf.errors import MissingMandatoryValue
+
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, GenlabError):
             return seen
+        if isinstance(seen, MissingMandatoryValue):
+            key = seen.full_key or "a required key"
+            return ConfigError(f"{key} is required and has no value: add {key}=... to the command line")
         seen = seen.__cause__ or seen.__context__
     return None
 
@@ -77,24 +89,35 @@ def in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def record_in_log_files(message: str) -> None:
+    """Write an error into the run's log files only: the console shows it once, as `genlab: error:`."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers + log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 @contextmanager
 def report_user_errors(on_failure: Callable[[BaseException, GenlabError | None], None] | None = None) -> Iterator[None]:
     """Around a command's work: a GenlabError becomes one line on stderr and its exit code.
 
     Inside a sweep the error is re-raised instead, so Hydra records the failed job and runs the
-    others. Any other exception is a bug and keeps its traceback.
+    others. Any other exception is a bug and keeps its traceback. The error reaches the run's log
+    file before `on_failure` runs, since that may remove a run folder that holds nothing else.
     """
     try:
         yield
     except Exception as error:
         mistake = user_error(error)
+        sweep = in_sweep()
+        if mistake is not None and not sweep:
+            record_in_log_files(str(mistake))
         if on_failure is not None:
             on_failure(error, mistake)
-        if in_sweep():
+        if sweep:
             log.error("this job failed: %s", mistake or error)
             raise
         if mistake is None:
             raise
-        log.error("%s", mistake)
         print(f"genlab: error: {mistake}", file=sys.stderr)
         sys.exit(mistake.exit_code)

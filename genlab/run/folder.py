@@ -1,7 +1,10 @@
-"""The run folder must take checkpoints before training starts, not fail halfway through."""
+"""The run folder: it must take checkpoints before training starts, not fail halfway through, and a
+command refused before it trained leaves none behind.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -13,6 +16,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.errors import ConfigError
+
+# run folder -> the topmost folder this command is about to create for it (the run folder itself,
+# or an ancestor such as outputs/), recorded before Hydra creates them
+_created_here: dict[Path, Path] = {}
 
 
 def check_writable(folder: Path, min_free_mb: float) -> None:
@@ -41,8 +48,74 @@ def check_writable(folder: Path, min_free_mb: float) -> None:
         )
 
 
+def first_missing(folder: Path) -> Path | None:
+    """The topmost folder that creating `folder` would create, or None when it exists already."""
+    folder = folder.resolve()
+    if folder.exists():
+        return None
+    while not folder.parent.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def remember_if_new(folder: Path) -> None:
+    """Note, before Hydra makes it, that this command creates `folder`: only such a folder may be discarded."""
+    top = first_missing(folder)
+    if top is not None:
+        _created_here[folder.resolve()] = top
+
+
+def holds_only_a_refused_start(folder: Path) -> bool:
+    """True when `folder` holds nothing but what a command writes before training starts.
+
+    That is Hydra's `.hydra/`, log files (`<job>.log`) and a `summary.json` whose status is failed
+    (train records every failure there). Checkpoints, samples, logger folders or a completed
+    summary mean a run trained: such a folder is never a refused start.
+    """
+    for entry in folder.iterdir():
+        if entry.name == ".hydra" and entry.is_dir():
+            continue
+        if entry.suffix == ".log" and entry.is_file():
+            continue
+        if entry.name == "summary.json" and entry.is_file() and _failed(entry):
+            continue
+        return False
+    return True
+
+
+def _failed(summary: Path) -> bool:
+    """The summary says status failed (an unreadable one counts as a run's record, and is kept)."""
+    try:
+        return json.loads(summary.read_text()).get("status") == "failed"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def discard_refused_run(folder: Path) -> bool:
+    """Remove the run folder of a command refused before training started; True if it was removed.
+
+    Only a folder that this command created (RunFolderCheck saw it missing) and that holds nothing
+    but a refused start goes, with the parents created for it while they are empty: a refused input
+    leaves no trace, and nothing a user or another run made is ever touched.
+    """
+    folder = folder.resolve()
+    top = _created_here.get(folder)
+    if top is None or not folder.is_dir() or not holds_only_a_refused_start(folder):
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    removed = not folder.exists()
+    while removed and folder != top:
+        folder = folder.parent
+        try:
+            folder.rmdir()  # fails, and stops here, once a parent holds another run
+        except OSError:
+            break
+    return removed
+
+
 class RunFolderCheck(Callback):
-    """Hydra callback: checks the run (or sweep) folder before Hydra itself creates it."""
+    """Hydra callback: checks the run (or sweep) folder before Hydra itself creates it, and notes
+    whether this command creates a run folder (discard_refused_run removes only those)."""
 
     def _check(self, key: str, config: DictConfig) -> None:
         HydraConfig.instance().set_config(config)  # the folder's name may use ${hydra:...}
@@ -54,6 +127,7 @@ class RunFolderCheck(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check("hydra.run.dir", config)
+        remember_if_new(Path(OmegaConf.select(config, "hydra.run.dir")))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check("hydra.sweep.dir", config)
