@@ -8,7 +8,7 @@ import torch
 
 from genlab.data.datamodule import DeviceBatchLoader, ImageDataModule
 from genlab.data.sources import CIFAR10, MNIST, LabeledImages, MNISTMini
-from genlab.errors import ConfigError, DataFormatError, DataNotFoundError
+from genlab.errors import ConfigError, DataDownloadError, DataFormatError, DataNotFoundError
 from tests.conftest import make_cifar10, make_mnist, write_idx
 
 
@@ -46,6 +46,71 @@ def test_missing_mnist_says_where_it_looked_and_how_to_get_it(tmp_path):
 def test_missing_cifar10_names_its_batch_files(tmp_path):
     with pytest.raises(DataNotFoundError, match=r"(?s)cifar-10-batches-py.*data_batch_1.*data.download=true"):
         CIFAR10(tmp_path).load("train")
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Downloads go through a proxy on a closed local port: they fail at once, network or not."""
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+
+
+def test_a_failed_mnist_download_says_why_and_where_the_files_go(tmp_path, offline):
+    with pytest.raises(DataDownloadError) as raised:
+        MNIST(tmp_path / "data", download=True).load("train")
+    message = str(raised.value)
+    assert message.startswith("data.download=true: downloading MNIST failed (<urlopen error")
+    assert "Connection refused" in message
+    assert "train-images-idx3-ubyte.gz" in message and "t10k-labels-idx1-ubyte.gz" in message
+    assert message.endswith(f"into {tmp_path / 'data' / 'MNIST' / 'raw'}")
+
+
+def test_a_failed_cifar10_download_says_why_and_where_the_files_go(tmp_path, offline):
+    with pytest.raises(DataDownloadError) as raised:
+        CIFAR10(tmp_path / "data", download=True).load("train")
+    message = str(raised.value)
+    assert message.startswith("data.download=true: downloading CIFAR10 failed (<urlopen error")
+    assert "cifar-10-python.tar.gz" in message
+    assert f"so that {tmp_path / 'data' / 'cifar-10-batches-py'} holds data_batch_1" in message
+
+
+@pytest.mark.parametrize("source", [MNIST, CIFAR10])
+def test_a_failed_download_leaves_no_folder_it_created(tmp_path, offline, source):
+    with pytest.raises(DataDownloadError):
+        source(tmp_path / "new" / "data", download=True).load("train")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_download_removes_its_partial_files_and_keeps_what_was_there(tmp_path, monkeypatch):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-labels-idx1-ubyte.gz").write_bytes(b"the user's own partial file")
+    (tmp_path / "notes.txt").write_text("mine")
+
+    def interrupted_download(self) -> None:
+        (raw / "train-images-idx3-ubyte.gz").write_bytes(b"half a download")
+        (raw / "gzip").mkdir()
+        (raw / "gzip" / "part").write_bytes(b"more")
+        raise OSError("connection reset by peer")
+
+    monkeypatch.setattr(MNIST, "_fetch", interrupted_download)
+    with pytest.raises(DataDownloadError, match=r"downloading MNIST failed \(connection reset by peer\)"):
+        MNIST(tmp_path, download=True).load("train")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "MNIST", "MNIST/raw", "MNIST/raw/train-labels-idx1-ubyte.gz", "notes.txt",
+    ]
+    assert (raw / "train-labels-idx1-ubyte.gz").read_bytes() == b"the user's own partial file"
+
+
+def test_ctrl_c_during_a_download_cleans_up_and_still_stops(tmp_path, monkeypatch):
+    def interrupted_download(self) -> None:
+        (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CIFAR10, "_fetch", interrupted_download)
+    with pytest.raises(KeyboardInterrupt):
+        CIFAR10(tmp_path, download=True).load("train")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_truncated_idx_file_is_named(tmp_path):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from genlab.errors import ConfigError, DataNotFoundError
+from genlab.errors import ConfigError, DataDownloadError, DataNotFoundError
 from genlab.data.formats import read_cifar_batch, read_idx, read_mnist_csv
 
 
@@ -41,6 +44,55 @@ def _missing(name: str, folder: Path, expected: list[str], extra: str = "") -> D
         "  - genlab train data=mnist_mini   (5,000 real MNIST digits that ship with genlab's dependencies)"
         + extra
     )
+
+
+def _snapshot(paths: list[Path]) -> set[Path]:
+    """Every file and folder at or below `paths` now: what a failed download must leave as it is."""
+    found: set[Path] = set()
+    for path in paths:
+        if path.exists():
+            found.add(path)
+            if path.is_dir():
+                found.update(path.rglob("*"))
+    return found
+
+
+def _remove_new(paths: list[Path], before: set[Path]) -> None:
+    """Remove what appeared at or below `paths` since `before` was taken, deepest first."""
+    for path in sorted(_snapshot(paths) - before, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _one_line(error: BaseException) -> str:
+    """A download error in one line: torchvision's lists every mirror it tried; the last line says why."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+@contextmanager
+def _download_or_undo(name: str, root: Path, writes: list[Path], by_hand: Callable[[], str]) -> Iterator[None]:
+    """Run a download; if it fails, remove every file and folder it created and say how to get the files by hand.
+
+    `writes` are the paths the download writes to (below `root`); files and folders there before it
+    started are kept, even ones it may have rewritten. Ctrl-C cleans up too, then stops as usual.
+    """
+    top = root.resolve()
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent  # the topmost folder the download may create on the way to root
+    watched = [top, *writes] if not top.exists() else list(writes)
+    before = _snapshot(watched)
+    try:
+        yield
+    except BaseException as error:
+        _remove_new(watched, before)
+        if not isinstance(error, Exception):
+            raise
+        raise DataDownloadError(
+            f"data.download=true: downloading {name} failed ({_one_line(error)}); nothing it had written was kept. {by_hand()}"
+        ) from error
 
 
 def _as_tensors(images: np.ndarray, labels: np.ndarray) -> LabeledImages:
@@ -81,11 +133,23 @@ class MNIST:
 
         TorchvisionMNIST(str(self.root), train=True, download=True)
 
+    def _by_hand(self) -> str:
+        """Where to put the files when genlab cannot download them."""
+        from torchvision.datasets import MNIST as TorchvisionMNIST
+
+        files = ", ".join(name for name, _ in TorchvisionMNIST.resources)
+        return f"To install MNIST by hand, put {files} (from {TorchvisionMNIST.mirrors[0]}) into {self.folder}"
+
+    def download_missing(self) -> None:
+        """Download MNIST into <root>/MNIST/raw, or fail leaving no half-made folders or files."""
+        with _download_or_undo(self.name, self.root, [self.root / "MNIST"], self._by_hand):
+            self._fetch()
+
     def load(self, split: str) -> LabeledImages:
         _check_split(split, self.splits)
         stems = self._files[split]
         if self.download and any(self._find(s) is None for s in stems):
-            self._fetch()
+            self.download_missing()
         paths = [self._find(s) for s in stems]
         if any(p is None for p in paths):
             raise _missing(self.name, self.folder, [f"{s}[.gz]" for s in stems])
@@ -115,11 +179,29 @@ class CIFAR10:
 
         TorchvisionCIFAR10(str(self.root), train=True, download=True)
 
+    def _by_hand(self) -> str:
+        """Where to put the files when genlab cannot download them."""
+        from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
+
+        files = ", ".join([*self._files["train"], *self._files["test"]])
+        return (
+            f"To install CIFAR10 by hand, download {TorchvisionCIFAR10.url} and extract it into {self.root},"
+            f" so that {self.folder} holds {files}"
+        )
+
+    def download_missing(self) -> None:
+        """Download and extract CIFAR-10 under <root>, or fail leaving no half-made folders or files."""
+        from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
+
+        writes = [self.root / TorchvisionCIFAR10.filename, self.folder]
+        with _download_or_undo(self.name, self.root, writes, self._by_hand):
+            self._fetch()
+
     def load(self, split: str) -> LabeledImages:
         _check_split(split, self.splits)
         paths = [self.folder / f for f in self._files[split]]
         if self.download and not all(p.is_file() for p in paths):
-            self._fetch()
+            self.download_missing()
         if not all(p.is_file() for p in paths):
             raise _missing("CIFAR10", self.folder, list(self._files[split]))
         batches = [read_cifar_batch(p) for p in paths]
