@@ -7,6 +7,7 @@ import torch
 
 from genlab.errors import ConfigError
 from genlab.nets import dcgan, mlp
+from genlab.nets.layers import ConditionalBatchNorm2d
 
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
@@ -48,3 +49,94 @@ def test_shapes_not_divisible_by_four_are_refused():
 def test_unknown_norm_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="batch, layer, none, spectral"):
         dcgan.Discriminator(image_shape=(1, 28, 28), norm="instance")
+
+
+@pytest.mark.parametrize("dataset", SHAPES)
+@pytest.mark.parametrize("norm", ["batch", "spectral"])
+def test_cbn_generator_and_projection_discriminator_match_the_data_shape(dataset, norm):
+    shape = SHAPES[dataset]
+    generator = dcgan.Generator(latent_dim=16, image_shape=shape, base_channels=8, num_classes=10, conditioning="cbn")
+    discriminator = dcgan.Discriminator(image_shape=shape, base_channels=8, num_classes=10, norm=norm,
+                                        conditioning="projection")
+    labels = torch.tensor([1, 2, 3])
+    images = generator(torch.randn(3, 16), labels)
+    assert images.shape == (3, *shape) and discriminator(images, labels).shape == (3,)
+    # no one-hot code anywhere: the noise and the image enter alone
+    assert generator.net[0].in_channels == 16 and discriminator.net[0].in_channels == shape[0]
+
+
+def projection_discriminator(norm: str = "batch") -> dcgan.Discriminator:
+    torch.manual_seed(0)
+    return dcgan.Discriminator(image_shape=(1, 28, 28), base_channels=4, num_classes=3, norm=norm,
+                               conditioning="projection").eval()
+
+
+def test_projection_discriminator_with_a_zero_embedding_ignores_the_label():
+    discriminator = projection_discriminator()
+    torch.nn.init.zeros_(discriminator.projection.embed.weight)
+    x = torch.randn(2, 1, 28, 28)
+    unconditional = discriminator.net(x).flatten()  # psi(phi(x)) alone
+    for k in range(3):
+        assert torch.allclose(discriminator(x, torch.full((2,), k)), unconditional)
+
+
+def test_projection_score_moves_by_the_embedding_difference_dot_phi():
+    discriminator = projection_discriminator()
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        discriminator.projection.embed.weight.copy_(torch.zeros(3, 4 * 4 * 7 * 7))
+        discriminator.projection.embed.weight[1] = 1.0  # e_1 = ones, e_0 = 0: the term is sum(phi(x))
+        discriminator.projection.embed.weight[2, :5] = torch.arange(5.0)  # e_2 reads phi's first five entries
+        phi = discriminator.net[:-1](x).flatten(1)
+    score = {k: discriminator(x, torch.full((2,), k)) for k in range(3)}
+    assert torch.allclose(score[1] - score[0], phi.sum(1), rtol=1e-5, atol=1e-5)
+    assert torch.allclose(score[2] - score[0], phi[:, :5] @ torch.arange(5.0), rtol=1e-5, atol=1e-6)
+
+
+def test_spectral_norm_wraps_the_projection_embedding_too():
+    discriminator = projection_discriminator("spectral")
+    embed = discriminator.projection.embed
+    assert torch.nn.utils.parametrize.is_parametrized(embed, "weight")
+    # the term reads W / sigma(W): largest singular value 1, up to the power iteration's estimate
+    assert torch.linalg.matrix_norm(embed.weight.detach(), 2).item() == pytest.approx(1.0, abs=0.01)
+    x, labels = torch.randn(2, 1, 28, 28), torch.tensor([0, 2])
+    with torch.no_grad():
+        phi = discriminator.net[:-1](x)
+        expected = discriminator.net[-1](phi).flatten() + (embed.weight[labels] * phi.flatten(1)).sum(1)
+        assert torch.allclose(discriminator(x, labels), expected, atol=1e-6)
+
+
+def test_class_conditional_batch_norm_scales_and_shifts_by_the_class():
+    norm = ConditionalBatchNorm2d(channels=2, num_classes=2).eval()  # fresh running statistics: mean 0, var 1
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([[2.0, 2.0], [1.0, -1.0]]))
+        norm.bias.copy_(torch.tensor([[0.0, 0.0], [3.0, 0.5]]))
+    x = torch.randn(1, 2, 3, 3).expand(2, -1, -1, -1)
+    out = norm(x, torch.tensor([0, 1]))
+    x_hat = x[0] / (1 + norm.norm.eps) ** 0.5
+    assert torch.allclose(out[0], 2 * x_hat)
+    assert torch.allclose(out[1, 0], x_hat[0] + 3) and torch.allclose(out[1, 1], -x_hat[1] + 0.5)
+
+
+def test_cbn_generator_normalises_with_its_class_affines():
+    torch.manual_seed(0)
+    generator = dcgan.Generator(latent_dim=8, image_shape=(1, 28, 28), base_channels=4, num_classes=10,
+                                conditioning="cbn").eval()
+    norms = [m for m in generator.modules() if isinstance(m, ConditionalBatchNorm2d)]
+    assert len(norms) == 3 and not any(isinstance(m, torch.nn.BatchNorm2d) and m.affine for m in generator.modules())
+    z = torch.randn(1, 8)
+    with torch.no_grad():
+        for norm in norms:  # make class 7 a copy of class 3: the same image
+            norm.weight[7], norm.bias[7] = norm.weight[3], norm.bias[3]
+    assert torch.equal(generator(z, torch.tensor([3])), generator(z, torch.tensor([7])))
+    assert not torch.allclose(generator(z, torch.tensor([3])), generator(z, torch.tensor([5])))
+
+
+@pytest.mark.parametrize(("net", "key", "valid"), [
+    (dcgan.Generator, "model.net.generator.conditioning", "concat, cbn"),
+    (dcgan.Discriminator, "model.net.discriminator.conditioning", "concat, projection"),
+])
+def test_unknown_conditioning_names_the_key_and_lists_the_valid_ones(net, key, valid):
+    arguments = {"latent_dim": 8} if net is dcgan.Generator else {}
+    with pytest.raises(ConfigError, match=f"{key}='film' is not known; choose one of: {valid}"):
+        net(image_shape=(1, 28, 28), num_classes=10, conditioning="film", **arguments)

@@ -2,6 +2,11 @@
 
 Both work for any H and W divisible by 4 (1x28x28 MNIST, 3x32x32 CIFAR-10): the generator
 starts from an (H/4, W/4) map and doubles it twice; the discriminator halves it twice.
+
+Conditional versions (num_classes > 0) take the label by `conditioning`: `concat` (a one-hot
+code beside the noise, one-hot planes beside the image: Mirza & Osindero 2014), or the stronger
+`cbn` for the generator (class-conditional batch norm) and `projection` for the discriminator
+(Miyato & Koyama 2018); see genlab/nets/layers.py.
 """
 
 from __future__ import annotations
@@ -12,27 +17,49 @@ import torch
 from torch import Tensor, nn
 
 
-from genlab.nets.layers import maybe_spectral, norm_layer, one_hot, quarter_size
+from genlab.nets.layers import (
+    ConditionalBatchNorm2d,
+    Projection,
+    check_choice,
+    class_labels,
+    maybe_spectral,
+    norm_layer,
+    one_hot,
+    quarter_size,
+)
+
+GENERATOR_CONDITIONINGS = ("concat", "cbn")
+DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
 
 
 class Generator(nn.Module):
-    """z (N, latent_dim) [+ one-hot label] -> image (N, C, H, W) in [-1, 1]."""
+    """z (N, latent_dim) [+ label: one-hot beside z, or per-class batch-norm affines] -> image (N, C, H, W) in [-1, 1]."""
 
-    def __init__(self, latent_dim: int, image_shape: Sequence[int], base_channels: int = 64, num_classes: int = 0):
+    def __init__(
+        self, latent_dim: int, image_shape: Sequence[int], base_channels: int = 64, num_classes: int = 0,
+        conditioning: str = "concat",
+    ):
         super().__init__()
+        check_choice("model.net.generator.conditioning", conditioning, GENERATOR_CONDITIONINGS)
         channels, h4, w4 = quarter_size(image_shape)
         self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.concat = conditioning == "concat"
+        code_width = num_classes if self.concat else 0
         c = base_channels
+
+        def norm(width: int) -> nn.Module:
+            return nn.BatchNorm2d(width) if self.concat or not num_classes else ConditionalBatchNorm2d(width, num_classes)
+
         self.net = nn.Sequential(
-            # (N, latent + classes, 1, 1) -> (N, 4c, H/4, W/4)
-            nn.ConvTranspose2d(latent_dim + num_classes, 4 * c, (h4, w4), bias=False),
-            nn.BatchNorm2d(4 * c),
+            # (N, latent [+ classes], 1, 1) -> (N, 4c, H/4, W/4)
+            nn.ConvTranspose2d(latent_dim + code_width, 4 * c, (h4, w4), bias=False),
+            norm(4 * c),
             nn.ReLU(True),
             nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1, bias=False),  # -> H/2
-            nn.BatchNorm2d(2 * c),
+            norm(2 * c),
             nn.ReLU(True),
             nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False),  # -> H
-            nn.BatchNorm2d(c),
+            norm(c),
             nn.ReLU(True),
             nn.Conv2d(c, channels, 3, 1, 1),
             nn.Tanh(),
@@ -40,30 +67,40 @@ class Generator(nn.Module):
         self.apply(dcgan_init_)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        code = one_hot(labels, self.num_classes, z.shape[0], z.device)
-        if code is not None:
-            z = torch.cat([z, code], dim=1)
-        return self.net(z[:, :, None, None])
+        if self.concat:
+            code = one_hot(labels, self.num_classes, z.shape[0], z.device)
+            return self.net((z if code is None else torch.cat([z, code], dim=1))[:, :, None, None])
+        labels = class_labels(labels, self.num_classes, z.shape[0], z.device)
+        x = z[:, :, None, None]
+        for layer in self.net:
+            x = layer(x, labels) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
+        return x
 
 
 class Discriminator(nn.Module):
-    """image (N, C, H, W) [+ one-hot label planes] -> one raw score per image (N,).
+    """image (N, C, H, W) [+ label: one-hot planes, or a projection] -> one raw score per image (N,).
 
     `norm` picks what follows hidden convolutions: `batch` (DCGAN), `layer` or `none`
-    (WGAN-GP critics must not batch-normalise), or `spectral` (SN-GAN).
+    (WGAN-GP critics must not batch-normalise), or `spectral` (SN-GAN). With `projection`
+    the score is psi(phi(x)) + <embed(y), phi(x)>, phi(x) the last hidden layer's map.
     """
 
-    def __init__(self, image_shape: Sequence[int], base_channels: int = 64, num_classes: int = 0, norm: str = "batch"):
+    def __init__(
+        self, image_shape: Sequence[int], base_channels: int = 64, num_classes: int = 0, norm: str = "batch",
+        conditioning: str = "concat",
+    ):
         super().__init__()
+        check_choice("model.net.discriminator.conditioning", conditioning, DISCRIMINATOR_CONDITIONINGS)
         channels, h4, w4 = quarter_size(image_shape)
         self.num_classes = num_classes
+        planes = num_classes if conditioning == "concat" else 0
         c = base_channels
 
         def conv(c_in: int, c_out: int, *args: int) -> nn.Module:
             return maybe_spectral(nn.Conv2d(c_in, c_out, *args), norm)
 
         self.net = nn.Sequential(
-            conv(channels + num_classes, c, 4, 2, 1),  # -> H/2; no norm on the first layer (DCGAN)
+            conv(channels + planes, c, 4, 2, 1),  # -> H/2; no norm on the first layer (DCGAN)
             nn.LeakyReLU(0.2, True),
             conv(c, 2 * c, 4, 2, 1),  # -> H/4
             norm_layer(norm, 2 * c),
@@ -71,11 +108,17 @@ class Discriminator(nn.Module):
             conv(2 * c, 4 * c, 3, 1, 1),
             norm_layer(norm, 4 * c),
             nn.LeakyReLU(0.2, True),
-            conv(4 * c, 1, (h4, w4)),  # -> (N, 1, 1, 1), linear output
+            conv(4 * c, 1, (h4, w4)),  # psi: -> (N, 1, 1, 1), linear output
         )
+        # <embed(y), phi(x)> over phi(x) = the (N, 4c, H/4, W/4) map that psi reads
+        self.projection = Projection(num_classes, 4 * c * h4 * w4, norm) if num_classes and not planes else None
         self.apply(dcgan_init_)
 
     def forward(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.projection is not None:
+            labels = class_labels(labels, self.num_classes, images.shape[0], images.device)
+            features = self.net[:-1](images)  # phi(x)
+            return self.net[-1](features).flatten() + self.projection(features, labels)
         code = one_hot(labels, self.num_classes, images.shape[0], images.device)
         if code is not None:
             planes = code[:, :, None, None].expand(-1, -1, *images.shape[2:])
@@ -84,7 +127,7 @@ class Discriminator(nn.Module):
 
 
 def dcgan_init_(module: nn.Module) -> None:
-    """DCGAN's initialisation: conv weights ~ N(0, 0.02), norm scales ~ N(1, 0.02)."""
+    """DCGAN's initialisation: conv weights ~ N(0, 0.02), norm scales ~ N(1, 0.02) (per class for CBN)."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         weight = getattr(module, "weight_orig", None)
         if weight is None and hasattr(module, "parametrizations"):
@@ -92,6 +135,6 @@ def dcgan_init_(module: nn.Module) -> None:
         nn.init.normal_(weight if weight is not None else module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, ConditionalBatchNorm2d)) and module.weight is not None:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)

@@ -1,4 +1,10 @@
-"""Pieces shared by the networks: discriminator normalisation choices and label conditioning."""
+"""Pieces shared by the networks: discriminator normalisation choices and label conditioning.
+
+Labels enter a net in one of three ways: a one-hot code concatenated to its input (Mirza &
+Osindero 2014), a class-conditional batch norm whose scale and shift are chosen by the class
+(de Vries et al. 2017), or a projection of the discriminator's features onto a class embedding
+(Miyato & Koyama 2018).
+"""
 
 from __future__ import annotations
 
@@ -36,15 +42,62 @@ def maybe_spectral(layer: nn.Module, norm: str) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(layer) if norm == "spectral" else layer
 
 
-def one_hot(labels: Tensor | None, num_classes: int, batch_size: int, device: torch.device) -> Tensor | None:
-    """Float one-hot codes for conditional nets (Mirza & Osindero 2014 concatenate them to the input)."""
+def check_choice(key: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not known; choose one of: {', '.join(choices)}")
+
+
+def class_labels(labels: Tensor | None, num_classes: int, batch_size: int, device: torch.device) -> Tensor | None:
+    """The class labels of a conditional net's batch, checked; None for unconditional nets."""
     if num_classes == 0:
         return None
     if labels is None:
         raise ConfigError("this network is conditional (num_classes > 0) and needs class labels")
     if labels.shape != (batch_size,):
         raise ConfigError(f"expected {batch_size} labels, got shape {tuple(labels.shape)}")
-    return F.one_hot(labels.to(device), num_classes).float()
+    return labels.to(device)
+
+
+def one_hot(labels: Tensor | None, num_classes: int, batch_size: int, device: torch.device) -> Tensor | None:
+    """Float one-hot codes for conditional nets (Mirza & Osindero 2014 concatenate them to the input)."""
+    labels = class_labels(labels, num_classes, batch_size, device)
+    return None if labels is None else F.one_hot(labels, num_classes).float()
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm with a scale and shift per class: gamma[y] * (x - mean) / std + beta[y].
+
+    De Vries et al. 2017 and Miyato & Koyama 2018's generator: the class steers every layer's
+    features instead of entering once with the noise. The statistics are shared by all classes.
+    """
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.weight = nn.Parameter(torch.ones(num_classes, channels))  # gamma, one row per class
+        self.bias = nn.Parameter(torch.zeros(num_classes, channels))  # beta
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        # (N, C, H, W) * (N, C, 1, 1) + (N, C, 1, 1)
+        return self.norm(x) * self.weight[labels][:, :, None, None] + self.bias[labels][:, :, None, None]
+
+
+class Projection(nn.Module):
+    """The class term <embed(y), phi(x)> of the projection discriminator (Miyato & Koyama 2018).
+
+    Added to the unconditional score psi(phi(x)); it is the log-likelihood ratio of the classes
+    under a log-linear model of p(y|x), a far stronger signal than a one-hot input plane.
+    Spectrally normalised with the rest of the discriminator when `norm == 'spectral'`.
+    """
+
+    def __init__(self, num_classes: int, features: int, norm: str) -> None:
+        super().__init__()
+        embed = nn.Embedding(num_classes, features)
+        nn.init.normal_(embed.weight, 0.0, 0.02)  # DCGAN's scale; set before spectral norm estimates sigma(W)
+        self.embed = maybe_spectral(embed, norm)
+
+    def forward(self, features: Tensor, labels: Tensor) -> Tensor:
+        return (self.embed(labels) * features.flatten(1)).sum(dim=1)
 
 
 def quarter_size(image_shape: Sequence[int]) -> tuple[int, int, int]:
