@@ -9,12 +9,14 @@ pass or in many steps. Everything that makes images (the sample grid, `val/fid`,
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
 from typing import Any, Callable, Iterable, Mapping
 
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from genlab.ema import ExponentialMovingAverage, build_ema
 from genlab.errors import ConfigError, DivergenceError, is_positive_integer, require
 from genlab.nets.speed import SpeedOptions, apply_speed_options
 
@@ -84,11 +86,31 @@ class GenerativeModule(pl.LightningModule):
         self.images_seen = 0
         self._random_state_to_restore: dict[str, Any] | None = None
         self.speed = SpeedOptions.from_config(speed)
+        self.ema: ExponentialMovingAverage | None = None
 
     def configure_model(self) -> None:
         # Lightning calls this once per fit, before it moves the module to its device; the
-        # networks are the module's children (generator and discriminator, encoder and decoder).
+        # networks are the module's children (generator and discriminator, encoder and decoder);
+        # the EMA's copy is one too (for channels_last), but it is never called, so never compiled.
         apply_speed_options(self.children(), self.speed)
+
+    # --- the average of the weights that make images (genlab/ema.py) ---------------------
+
+    def image_network(self) -> nn.Module:
+        """The network whose weights make the images, the one EMA averages: a GAN's generator, a VAE's decoder."""
+        for name in ("generator", "decoder"):
+            if isinstance(getattr(self, name, None), nn.Module):
+                return getattr(self, name)
+        raise NotImplementedError(f"{type(self).__name__} must say which network makes its images: override image_network()")
+
+    def attach_ema(self, options: Mapping[str, Any] | None) -> None:
+        """Keep an EMA of `image_network()` as `model.ema` asks (null: none); call once the networks exist."""
+        self.ema = build_ema(self.image_network(), options)
+
+    def update_ema(self) -> None:
+        """Average in the image network's new weights: the families call it after each of its optimizer steps."""
+        if self.ema is not None:
+            self.ema.update(self.image_network())
 
     # --- making images ------------------------------------------------------------------
 
@@ -122,13 +144,15 @@ class GenerativeModule(pl.LightningModule):
         labels: Tensor | None = None,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
+        ema: bool = True,
         **options: Any,
     ) -> Tensor:
         """`n` images in [-1, 1] (or one per given noise row), in eval mode (BatchNorm running statistics).
 
         Conditional models make class `labels[i]` for image i, cycling through the classes when
         no labels are given. `generator` seeds the noise and the sampler, so a fixed seed gives
-        fixed images; `options` go to the family's sampler.
+        fixed images; `options` go to the family's sampler. With `model.ema` set, the images come
+        from the averaged weights unless `ema=False` asks for the raw ones.
         """
         unknown = sorted(set(options) - set(self.sampler_options()))
         if unknown:
@@ -145,8 +169,10 @@ class GenerativeModule(pl.LightningModule):
             labels = None
         was_training = self.training
         self.eval()
+        averaged = self.ema.swapped_into(self.image_network()) if ema and self.ema is not None else nullcontext()
         try:
-            return self.decode(noise.to(self.device), labels, generator=generator, **options)
+            with averaged:
+                return self.decode(noise.to(self.device), labels, generator=generator, **options)
         finally:
             self.train(was_training)
 

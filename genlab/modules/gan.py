@@ -34,6 +34,7 @@ class AdversarialModule(GenerativeModule):
         loss: str = "nonsaturating",
         n_critic: int = 1,
         regularizers: Mapping[str, Regularizer | None] | None = None,
+        ema: Mapping[str, Any] | None = None,
         num_classes: int = 0,
         on_nonfinite: str = "stop",
         speed: Mapping[str, Any] | None = None,
@@ -59,6 +60,7 @@ class AdversarialModule(GenerativeModule):
         # a generator step even when an epoch's batch count is not a multiple of n_critic
         self.critic_steps = 0
         self.last_g_loss: Tensor | None = None
+        self.attach_ema(ema)  # `model.ema`: an average of the generator, which samples then use
         self.save_hyperparameters(ignore=["net", "optimizer", "speed", "regularizers"])
 
     def decode(self, noise: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
@@ -128,6 +130,7 @@ class AdversarialModule(GenerativeModule):
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 opt_g.step()
+                self.update_ema()
             self.untoggle_optimizer(opt_g)
             self.generator_steps += 1
             self.last_g_loss = g_loss.detach()
