@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
+from genlab.augment import DiffAugment, check_augment
 from genlab.errors import ConfigError, is_positive_integer, require
 from genlab.modules.base import GenerativeModule, latent_vector
 from genlab.objectives import adversarial_loss
@@ -35,6 +36,7 @@ class AdversarialModule(GenerativeModule):
         n_critic: int = 1,
         regularizers: Mapping[str, Regularizer | None] | None = None,
         ema: Mapping[str, Any] | None = None,
+        augment: DiffAugment | None = None,
         num_classes: int = 0,
         on_nonfinite: str = "stop",
         speed: Mapping[str, Any] | None = None,
@@ -60,8 +62,10 @@ class AdversarialModule(GenerativeModule):
         # a generator step even when an epoch's batch count is not a multiple of n_critic
         self.critic_steps = 0
         self.last_g_loss: Tensor | None = None
+        # `model.augment`: what D sees of real and fake images, in both players' steps (genlab/augment.py)
+        self.augment = check_augment(augment)
         self.attach_ema(ema)  # `model.ema`: an average of the generator, which samples then use
-        self.save_hyperparameters(ignore=["net", "optimizer", "speed", "regularizers"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "speed", "regularizers", "augment"])
 
     def decode(self, noise: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         return self.generator(noise, labels)
@@ -89,6 +93,8 @@ class AdversarialModule(GenerativeModule):
             "d_loss": loss.detach(),
             "d_real": self.objective.readout(real_scores.detach()).mean(),
             "d_fake": self.objective.readout(fake_scores.detach()).mean(),
+            # ADA's overfitting heuristic r_t: near 1 when D is sure of every real image
+            "d_real_sign": real_scores.detach().sign().mean(),
         }
         if regularize:
             for name, regularizer in self.regularizers.items():
@@ -107,6 +113,8 @@ class AdversarialModule(GenerativeModule):
         # graph to the generator only when the generator steps on this batch.
         with torch.set_grad_enabled(generator_turn):
             fake = self.generator(self.sample_noise(real.shape[0]), labels)
+            if self.augment is not None:  # both players judge the same augmented batches
+                real, fake = self.augment(real), self.augment(fake)
 
         self.toggle_optimizer(opt_d)
         d_loss, logs = self.critic_loss(real, fake, labels)
@@ -117,6 +125,9 @@ class AdversarialModule(GenerativeModule):
             for regularizer in self.regularizers.values():
                 regularizer.after_critic_step(self)
         self.untoggle_optimizer(opt_d)
+        if self.augment is not None:
+            self.augment.observe(self, logs["d_real_sign"], real.shape[0])
+            logs["augment_p"] = self.augment.p
 
         if generator_turn:
             self.toggle_optimizer(opt_g)
@@ -145,10 +156,14 @@ class AdversarialModule(GenerativeModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["critic_steps"] = self.critic_steps
+        if self.augment is not None:
+            checkpoint["augment"] = self.augment.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         self.critic_steps = checkpoint.get("critic_steps", 0)
+        if self.augment is not None and "augment" in checkpoint:
+            self.augment.load_state_dict(checkpoint["augment"])
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         """D's verdict on held-out real images: a D(x) that drifts from the training D(x) means D overfits."""
