@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import pickle
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
+from genlab.commands.app import LIGHTNING_INFO_LOGGER, silence_library_noise
 from genlab.run.checkpoints import CheckpointReadError, UnsafeCheckpointError, atomic_torch_save, load_checkpoint
+from genlab.run.folder import discard_refused_run, remember_if_new
+from genlab.run.load import CheckpointMismatchError, load_weights
 from genlab.errors import DivergenceError
 from genlab.builder import build
 from tests.conftest import BARE, FAST, logged, make_mnist
@@ -25,36 +32,6 @@ SMALL = ("model.latent_dim=8", "model.net.generator.base_channels=8", "model.net
 
 def genlab(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([GENLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.mark.parametrize(("override", "message"), [
-    ("optimizer.lr=abc", "optimizer.lr='abc' is not valid: it must be a positive number"),
-    ("data.batch_size=-1", "data.batch_size=-1 is not valid: it must be a positive integer"),
-    ("trainer.max_epochs=0", "trainer.max_epochs=0 is not valid"),
-    ("model.n_critic=0", "model.n_critic=0 is not valid"),
-    ("on_nonfinite=explode", "on_nonfinite='explode' is not valid: it must be stop or skip"),
-    ("speed.compile=yes", "speed.compile='yes' is not valid: it must be true or false"),
-])
-def test_bad_values_are_refused_by_key_before_any_data_is_loaded(tmp_path, override, message):
-    # data=mnist with no data anywhere: reaching the data loader would report missing files instead
-    result = genlab("train", "data=mnist", f"paths.data_dir={tmp_path / 'none'}", override, cwd=tmp_path)
-    assert result.returncode == 2
-    assert message in result.stderr and "not found" not in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_an_unwritable_run_folder_is_refused_before_anything_starts(tmp_path):
-    (tmp_path / "a_file").write_text("")
-    result = genlab("train", f"paths.log_dir={tmp_path / 'a_file' / 'runs'}", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "cannot write to the run folder" in result.stderr and "paths.log_dir" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_a_full_disk_is_refused_before_anything_starts(tmp_path):
-    result = genlab("train", "paths.min_free_mb=1e15", cwd=tmp_path)
-    assert result.returncode == 2 and "MB free where the run folder" in result.stderr
-    assert not (tmp_path / "outputs").exists()
 
 
 def poison(model, at_critic_step: int) -> None:
@@ -151,9 +128,6 @@ def test_a_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(UnsafeCheckpointError, match="refusing to load .*evil.ckpt.*could run arbitrary code"):
         load_checkpoint(evil)
     assert not marker.exists()
-    result = genlab("train", f"ckpt_path={evil}", cwd=tmp_path)
-    assert result.returncode == 2 and "refusing to load" in result.stderr and "Traceback" not in result.stderr
-    assert not marker.exists()
 
 
 def test_a_truncated_checkpoint_is_named(tmp_path):
@@ -162,3 +136,94 @@ def test_a_truncated_checkpoint_is_named(tmp_path):
     path.write_bytes(path.read_bytes()[:50])
     with pytest.raises(CheckpointReadError, match="last.ckpt is truncated or not a checkpoint"):
         load_checkpoint(path)
+
+
+def test_a_text_file_named_ckpt_is_refused_as_not_a_checkpoint(tmp_path):
+    path = tmp_path / "notes.ckpt"
+    path.write_text("hello\n")
+    with pytest.raises(CheckpointReadError, match=r"notes.ckpt is not a checkpoint: it begins with b'hello\\n'"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_of_another_model_names_the_first_tensor_that_differs(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 3))
+    other = {"state_dict": {"0.weight": torch.zeros(5, 2), "0.bias": torch.zeros(5)}}
+    with pytest.raises(CheckpointMismatchError, match=r"ckpt_path=x.ckpt does not fit .*Sequential.*: 0.weight is \[5, 2\] in the checkpoint but \[3, 2\] in the model"):
+        load_weights(model, other, "x.ckpt")
+
+
+def refused_run(tmp_path: Path, status: str = "failed") -> Path:
+    """A run folder as a refused `genlab train` leaves it: .hydra/, train.log, summary.json."""
+    folder = tmp_path / "outputs" / "train" / "runs" / "2026-01-01_00-00-00_000000"
+    remember_if_new(folder)
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (folder / "train.log").write_text("")
+    (folder / "summary.json").write_text(json.dumps({"status": status}))
+    return folder
+
+
+def test_a_refused_run_folder_goes_with_the_parents_made_for_it(tmp_path):
+    refused_run(tmp_path)
+    assert discard_refused_run(tmp_path / "outputs" / "train" / "runs" / "2026-01-01_00-00-00_000000")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_folder_with_checkpoints_is_kept(tmp_path):
+    folder = refused_run(tmp_path)
+    (folder / "checkpoints").mkdir()
+    assert not discard_refused_run(folder) and folder.is_dir()
+
+
+def test_a_run_folder_of_a_completed_run_is_kept(tmp_path):
+    folder = refused_run(tmp_path, status="completed")
+    assert not discard_refused_run(folder) and folder.is_dir()
+
+
+def test_a_run_folder_that_existed_before_the_command_is_kept(tmp_path):
+    folder = tmp_path / "mine"
+    (folder / ".hydra").mkdir(parents=True)
+    remember_if_new(folder)  # it exists already: this command did not make it
+    assert not discard_refused_run(folder) and (folder / ".hydra").is_dir()
+
+
+def test_the_parents_of_a_refused_run_stay_while_they_hold_another_run(tmp_path):
+    folder = refused_run(tmp_path)
+    (folder.parent / "another_run").mkdir()
+    assert discard_refused_run(folder)
+    assert [p.name for p in folder.parent.iterdir()] == ["another_run"]
+
+
+def test_two_runs_started_in_the_same_second_get_folders_of_their_own():
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    def run_dir() -> str:
+        GlobalHydra.instance().clear()
+        with initialize_config_module("genlab.configs", version_base="1.3"):
+            cfg = compose("train", overrides=["paths.log_dir=/outputs"], return_hydra_config=True)
+        return OmegaConf.select(cfg, "hydra.run.dir")
+
+    first, second = run_dir(), run_dir()
+    assert first != second and first.startswith("/outputs/train/runs/")
+
+
+def test_torchs_leafspec_deprecation_is_silenced_and_other_warnings_are_not():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        silence_library_noise()
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec)`", FutureWarning)
+        warnings.warn("some other deprecation", FutureWarning)
+    assert [str(w.message) for w in caught] == ["some other deprecation"]
+
+
+def test_lightnings_litlogger_tip_is_silenced_and_its_other_messages_are_not():
+    silence_library_noise()
+    logger = logging.getLogger(LIGHTNING_INFO_LOGGER)
+
+    def passes(message: str) -> bool:
+        return bool(logger.filter(logging.makeLogRecord({"name": logger.name, "msg": message})))
+
+    assert not passes("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger](https://pypi.org/project/litlogger/)")
+    assert passes("GPU available: False, used: False")
