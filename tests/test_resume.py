@@ -161,3 +161,40 @@ def test_ddp_ranks_signalled_together_stop_at_one_batch_write_one_checkpoint_and
     assert result.returncode == 0, result.stderr[-3000:]
     final = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
     assert final["global_step"] > saved["global_step"] and final["epoch"] == saved["epoch"] + 1
+
+
+def test_resume_in_same_continues_the_runs_own_folder_and_curves_and_keeps_its_record(tmp_path):
+    import csv
+
+    quiet = ("debug=limit", "model.latent_dim=8", "model.net.generator.base_channels=8",
+             "model.net.discriminator.base_channels=8", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+             "callbacks.sample_quality=null", "callbacks.best_checkpoint=null", "logger=many")
+    run = tmp_path / "run"
+    first = genlab("train", *quiet, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    original = (run / ".hydra" / "config.yaml").read_text()
+    summary = (run / "summary.json").read_text()
+
+    refused = genlab("train", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "resume_in=same", "model.latent_dim=9",
+                     cwd=tmp_path)
+    assert refused.returncode == 2 and (run / "summary.json").read_text() == summary, "a refusal changes nothing"
+
+    result = genlab("train", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "resume_in=same", "trainer.max_epochs=3",
+                    cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not (tmp_path / "outputs").exists(), "no new run folder"
+    assert (run / ".hydra" / "config.yaml").read_text() == original, "the run's own record stays"
+    (continued,) = (run / ".hydra").glob("continued_*")
+    assert "trainer.max_epochs=3" in (continued / "overrides.yaml").read_text()
+    (earlier,) = (run / "csv").glob("before_*/metrics.csv")  # Lightning's CSV logger starts anew: kept aside
+    steps = []
+    for part in (earlier, run / "csv" / "metrics.csv"):
+        with open(part) as handle:
+            steps += [int(row["step"]) for row in csv.DictReader(handle) if row.get("train/d_loss")]
+    assert steps == sorted(steps) and steps[0] <= 1 and steps[-1] == 12, "one curve over both parts"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})  # one folder: one TensorBoard run
+    board.Reload()
+    assert sorted({e.step for e in board.Scalars("train/d_loss")}) == list(range(1, 13))
+    assert '"generator_steps": 12' in (run / "summary.json").read_text()

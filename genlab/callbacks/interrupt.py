@@ -73,7 +73,7 @@ class GracefulInterrupt(pl.Callback):
         raise TrainingInterrupted(
             f"{name} received: stopped at step {trainer.global_step} (epoch {trainer.current_epoch}) and saved a"
             f" resumable checkpoint:\n  {path}\nresume with (the run's own settings are read from its folder):\n"
-            f"  genlab train ckpt_path={path}",
+            f"  genlab train ckpt_path={path}\n(add resume_in=same to go on in this run's folder, as one curve)",
             signum,
         )
 

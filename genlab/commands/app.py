@@ -29,6 +29,11 @@ def register_resolvers() -> None:
     # Sweep job folders are named after their overrides; a group override like model/net=mlp
     # must not turn into nested folders.
     OmegaConf.register_new_resolver("path_safe", lambda text: str(text).replace("/", "."), replace=True)
+    # `genlab train ckpt_path=... resume_in=same` continues in the checkpoint's own run folder
+    from genlab.run.resume import output_subdir, run_dir
+
+    OmegaConf.register_new_resolver("resume_run_dir", run_dir, replace=True)
+    OmegaConf.register_new_resolver("resume_output_subdir", output_subdir, replace=True)
 
 
 register_resolvers()

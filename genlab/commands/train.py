@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import time
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -32,10 +34,12 @@ def train(cfg: DictConfig) -> float | None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, model, trainer = build(cfg)
     if checkpoint is not None:
-        from genlab.run.resume import check_checkpoint_fits
+        from genlab.run.resume import check_checkpoint_fits, continues_in_place, keep_earlier_logs
 
         check_checkpoint_fits(checkpoint.get("state_dict", {}), model, cfg.ckpt_path, cfg)
         del checkpoint  # Lightning reads the file again, onto the training device
+        if continues_in_place(cfg.get("resume_in"), cfg.ckpt_path):
+            keep_earlier_logs(cfg.paths.output_dir, f"step_{model.generator_steps}_{int(time.time())}")
     datamodule.setup("fit")  # missing or broken data fails here, before Lightning starts up
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metric_name = cfg.get("optimized_metric")
@@ -63,6 +67,16 @@ def train(cfg: DictConfig) -> float | None:
 def record_failure(cfg: DictConfig, error: BaseException, mistake: GenlabError | None) -> None:
     """summary.json of a run that did not complete: `interrupted` (resumable, genlab report says how) or `failed`."""
     interrupted = type(mistake).__name__ == "TrainingInterrupted"  # genlab.callbacks.interrupt, not imported for this
+    from genlab.run.resume import continues_in_place
+
+    summary = Path(cfg.paths.output_dir) / "summary.json"
+    if not interrupted and summary.is_file() and continues_in_place(cfg.get("resume_in"), cfg.get("ckpt_path")):
+        # a refused continuation leaves the run as it was: its summary, and no record of the attempt
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized() and HydraConfig.get().output_subdir:
+            shutil.rmtree(Path(cfg.paths.output_dir) / HydraConfig.get().output_subdir, ignore_errors=True)
+        return
     write_summary(cfg.paths.output_dir, "interrupted" if interrupted else "failed",
                   error=str(mistake or f"{type(error).__name__}: {error}"))
 

@@ -20,7 +20,35 @@ if TYPE_CHECKING:
     from torch import nn
 
 # keys of a run's own command line that a resume does not replay
-NOT_REPLAYED = ("ckpt_path", "hydra.")
+NOT_REPLAYED = ("ckpt_path", "hydra.", "resume_in")
+
+
+def continues_in_place(resume_in: str | None, ckpt_path: str | None) -> bool:
+    """`resume_in=same`: the resumed run writes into the checkpoint's own run folder (one TensorBoard curve)."""
+    if resume_in not in (None, "new", "same"):
+        raise ConfigError(f"resume_in={resume_in!r} is not valid: it must be new or same")
+    return resume_in == "same" and bool(ckpt_path) and (run_folder_of(ckpt_path) / ".hydra").is_dir()
+
+
+def keep_earlier_logs(output_dir: str | Path, stamp: str) -> None:
+    """Before a run continues in its own folder: move its CSV log aside (csv/before_<stamp>/metrics.csv),
+    since Lightning's CSVLogger starts metrics.csv anew. TensorBoard adds an event file by itself;
+    `genlab report` reads every metrics.csv and event file of a folder as one curve."""
+    log = Path(output_dir) / "csv" / "metrics.csv"
+    if log.is_file():
+        aside = log.parent / f"before_{stamp}"
+        aside.mkdir(parents=True, exist_ok=True)
+        log.rename(aside / log.name)
+
+
+def run_dir(resume_in: str | None, ckpt_path: str | None, new_folder: str) -> str:
+    """hydra.run.dir: the checkpoint's run folder when continuing in place, else a new folder."""
+    return str(run_folder_of(ckpt_path)) if continues_in_place(resume_in, ckpt_path) else new_folder
+
+
+def output_subdir(resume_in: str | None, ckpt_path: str | None, stamp: str) -> str:
+    """hydra.output_subdir: a continued run keeps the run's own .hydra/ and records itself beside it."""
+    return f".hydra/continued_{stamp}" if continues_in_place(resume_in, ckpt_path) else ".hydra"
 
 
 def override_key(override: str) -> str:
