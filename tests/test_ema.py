@@ -117,3 +117,26 @@ def test_a_checkpoint_round_trip_restores_the_raw_and_the_averaged_weights(compo
 def test_bad_ema_settings_are_named_by_key(compose_train, override, key):
     with pytest.raises(Exception, match=key):  # a ConfigError, inside Hydra's InstantiationException
         build_module(compose_train(*BARE, *EMA_ON, override))
+
+
+def test_a_run_with_ema_and_ada_interrupted_and_resumed_ends_with_the_same_raw_and_averaged_weights_and_p(
+    compose_train, fake_data_root, tmp_path
+):
+    from genlab.callbacks.interrupt import GracefulInterrupt, TrainingInterrupted
+    from tests.test_resume import SignalAt, fitted
+
+    cfg = compose_train(*BARE, *EMA_ON, "model/augment=ada", "model.augment.interval=1", "model.augment.speed_kimg=10",
+                        "model.augment.probability=0.5",
+                        "data=mnist", f"paths.data_dir={fake_data_root}", "trainer.max_epochs=2")
+    alone = fitted(cfg)
+    graceful = GracefulInterrupt(tmp_path / "checkpoints")
+    with pytest.raises(TrainingInterrupted):
+        fitted(cfg, callbacks=[SignalAt(graceful, 5), graceful])
+    resumed = fitted(cfg, ckpt_path=str(tmp_path / "checkpoints" / "interrupted.ckpt"))
+    assert resumed.ema.updates == alone.ema.updates == 8
+    # p moved by 0.0016 a critic step from 0.5: a resume that lost it would end elsewhere
+    assert resumed.augment.p == pytest.approx(alone.augment.p) and alone.augment.p != 0.5
+    expected, got = alone.state_dict(), resumed.state_dict()
+    assert expected.keys() == got.keys() and any(name.startswith("ema.") for name in expected)
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
