@@ -1,8 +1,9 @@
 """One two-player training loop for every GAN family; the family is a loss name plus options.
 
-GAN, DCGAN, CGAN, WGAN, WGAN-GP, LSGAN and SN-GAN differ only in `loss`, `n_critic`, the
-regularizers their YAML lists (WGAN's weight clipping, WGAN-GP's gradient penalty; see
-genlab/regularizers.py) and the nets.
+GAN, DCGAN, CGAN, WGAN, WGAN-GP, LSGAN, SN-GAN and RpGAN differ only in `loss`, `n_critic`, the
+regularizers their YAML lists (WGAN's weight clipping, WGAN-GP's gradient penalty, R1 and R2; see
+genlab/regularizers.py) and the nets. Any of them may average its generator (`model.ema`,
+genlab/ema.py) and augment what the critic sees (`model.augment`, genlab/augment.py).
 """
 
 from __future__ import annotations
