@@ -115,8 +115,7 @@ def test_an_ada_run_logs_augment_p_and_the_augment_state_is_checkpointed(compose
 
 
 def test_a_conditional_gan_with_augmentation_trains_with_its_labels(compose_train):
-    cfg = compose_train(*BARE, "model=cgan", "model/net=dcgan", "model.net.generator.base_channels=8",
-                        "model.net.discriminator.base_channels=8", "model/augment=diffaugment", "trainer.max_epochs=1")
+    cfg = compose_train(*BARE, "model.num_classes=10", "model/augment=diffaugment", "trainer.max_epochs=1")
     datamodule, module, trainer = build(cfg)
     trainer.fit(module, datamodule=datamodule)
     assert module.conditional and module.generator_steps == 4
