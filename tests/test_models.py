@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from genlab.builder import build, build_module, build_trainer
+from genlab.nets.layers import ConditionalBatchNorm2d, Projection
 from genlab.objectives import gaussian_kl_divergence
 from tests.conftest import BARE
 
@@ -72,7 +73,7 @@ def first_layer_inputs(module: torch.nn.Module) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize(("model_name", "net_key", "extra"), [
-    ("cgan", "generator", ()),
+    ("cgan", "generator", ("model/net=mlp",)),  # the paper's version
     ("cgan", "generator", ("model/net=dcgan",)),
     ("cvae", "decoder", SMALL_VAE),
 ])
@@ -87,9 +88,28 @@ def test_samples_of_class_k_are_generated_from_label_k(compose_train, model_name
         assert torch.equal(code, torch.nn.functional.one_hot(torch.full((4,), k), 10).float())
 
 
+def test_default_cgan_generator_takes_label_k_through_its_class_norms(compose_train):
+    model = build_module(compose_train("model=cgan"))
+    seen = first_layer_inputs(model.generator)
+    first_norm = next(m for m in model.generator.modules() if isinstance(m, ConditionalBatchNorm2d))
+    calls = []
+    # cloned: the ReLU after it works in place
+    first_norm.register_forward_hook(lambda _, args, out: calls.append((*args, out.clone())))
+    z = model.sample_noise(4)
+    for k in (0, 3, 9):
+        model.sample(noise=z, labels=torch.full((4,), k))
+        assert torch.equal(seen[-1].flatten(1), z)  # the noise alone enters, no one-hot code
+        x, labels, out = calls[-1]
+        assert torch.equal(labels, torch.full((4,), k))
+        stats = first_norm.norm  # running statistics: sampling is in eval mode
+        x_hat = (x - stats.running_mean[:, None, None]) / (stats.running_var[:, None, None] + stats.eps).sqrt()
+        gamma, beta = first_norm.weight[k][:, None, None], first_norm.bias[k][:, None, None]
+        assert torch.allclose(out, gamma * x_hat + beta, atol=1e-6)
+
+
 def test_conditional_models_train_on_the_batch_labels(compose_train, fake_data_root):
     mlp_nets = [o for o in BARE if "base_channels" not in o]
-    cfg = compose_train(*mlp_nets, "model=cgan", "data=mnist", f"paths.data_dir={fake_data_root}",
+    cfg = compose_train(*mlp_nets, "model=cgan", "model/net=mlp", "data=mnist", f"paths.data_dir={fake_data_root}",
                         "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0")
     datamodule, model, trainer = build(cfg)
     seen = first_layer_inputs(model.discriminator)
@@ -97,6 +117,18 @@ def test_conditional_models_train_on_the_batch_labels(compose_train, fake_data_r
     batch_labels = next(iter(datamodule.train_dataloader()))[1]  # the same first batch: epoch 0's permutation
     code = seen[0][:, -10:]
     assert torch.equal(code, torch.nn.functional.one_hot(batch_labels, 10).float())
+
+
+def test_projection_discriminator_trains_on_the_batch_labels(compose_train, fake_data_root):
+    cfg = compose_train(*BARE, "model=cgan", "data=mnist", f"paths.data_dir={fake_data_root}",
+                        "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0")
+    datamodule, model, trainer = build(cfg)
+    projection = next(m for m in model.discriminator.modules() if isinstance(m, Projection))
+    seen = []
+    projection.register_forward_pre_hook(lambda _, args: seen.append(args[1].clone()))
+    trainer.fit(model, datamodule=datamodule)
+    batch_labels = next(iter(datamodule.train_dataloader()))[1]
+    assert len(seen) == 3 and all(torch.equal(labels, batch_labels) for labels in seen)  # D(real), D(fake), G's D(fake)
 
 
 def test_wrong_likelihood_name_lists_the_valid_ones(compose_train):
