@@ -132,16 +132,17 @@ def changed_keys(ckpt_path: str | Path, cfg: DictConfig) -> list[str]:
 
 def check_checkpoint_fits(state_dict: Mapping[str, Any], module: nn.Module, ckpt_path: str | Path, cfg: DictConfig) -> None:
     """Refuse, in one line, a checkpoint whose tensors do not fit the networks this config builds."""
-    expected = {name: tuple(t.shape) for name, t in module.state_dict().items()}
-    found = {name: tuple(t.shape) for name, t in state_dict.items()}
-    missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
-    misshapen = sorted(name for name in expected.keys() & found.keys() if expected[name] != found[name])
-    if not (missing or unexpected or misshapen):
+    from genlab.run.load import first_difference
+
+    expected = module.state_dict()
+    fits = expected.keys() == state_dict.keys() and all(
+        tuple(getattr(state_dict[name], "shape", ())) == tuple(tensor.shape) for name, tensor in expected.items()
+    )
+    if fits:
         return
-    if misshapen:
-        what = f"{misshapen[0]} is {list(found[misshapen[0]])} in the checkpoint but {list(expected[misshapen[0]])} here"
-    else:
-        what = f"its tensors name other networks ({(missing or unexpected)[0]})"
     changed = changed_keys(ckpt_path, cfg)
     cause = f"; this command changes {changed[0]}: drop that override to resume" if changed else ""
-    raise ConfigError(f"ckpt_path={ckpt_path} does not fit the model this config builds: {what}{cause}")
+    raise ConfigError(
+        f"ckpt_path={ckpt_path} does not fit the model this config builds:"
+        f" {first_difference(expected, dict(state_dict))}{cause}"
+    )
