@@ -140,3 +140,48 @@ def test_a_run_with_ema_and_ada_interrupted_and_resumed_ends_with_the_same_raw_a
     assert expected.keys() == got.keys() and any(name.startswith("ema.") for name in expected)
     for name in expected:
         assert torch.equal(expected[name], got[name]), name
+
+
+def test_eval_and_sample_use_the_average_by_default_and_the_raw_weights_on_request(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    executable = str(Path(sys.executable).parent / "genlab")
+
+    def genlab(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    judge = ("classifier.epochs=1", "classifier.base_channels=8", "classifier.feature_dim=32",
+             f"paths.cache_dir={tmp_path / 'cache'}")
+    run = tmp_path / "run"
+    genlab("train", "debug=limit", "model.ema.decay=0.5", "model.latent_dim=8", "model.net.generator.base_channels=8",
+           "model.net.discriminator.base_channels=8", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
+           "callbacks.sample_quality.n_samples=50", *judge, f"hydra.run.dir={run}")
+    ckpt = run / "checkpoints" / "last.ckpt"
+    grids = {}
+    for ema in ("true", "false"):
+        genlab("sample", f"ckpt_path={ckpt}", f"ema={ema}", "n=16", f"out={tmp_path / ema}")
+        grids[ema] = np.asarray(Image.open(tmp_path / ema / "sample_seed0.png"))
+    assert not np.array_equal(grids["true"], grids["false"]), "the average and the raw weights draw different images"
+    genlab("eval", f"ckpt_path={ckpt}", "ema=false", "n_samples=50", "kid_subset_size=50", "extractor=classifier",
+           "progress=false", *judge)
+    protocol = json.loads((ckpt.parent / "metrics.json").read_text())["last.ckpt"]["protocol"]
+    assert protocol["weights"] == "raw"
+
+
+def test_a_vae_averages_its_decoder_once_per_optimizer_step(compose_train, fake_data_root):
+    overrides = (*(o for o in BARE if "base_channels" not in o), "model=vae", "model.net.encoder.base_channels=4",
+                 "model.net.decoder.base_channels=4", "data=mnist", f"paths.data_dir={fake_data_root}",
+                 "model.ema.decay=0.9")
+    datamodule, module, trainer = build(compose_train(*overrides))
+    trainer.fit(module, datamodule=datamodule)
+    assert module.ema.updates == module.generator_steps == 8  # debug=limit: 2 epochs of 4 batches
+    averaged = dict(module.ema.averaged.module.named_parameters())
+    assert any(not torch.equal(p, averaged[name]) for name, p in module.decoder.named_parameters())

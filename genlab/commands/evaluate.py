@@ -67,7 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"extractor={cfg.extractor!r} is not known; choose one of: {', '.join(EXTRACTORS)}")
     device = resolve_device(cfg.device)
     run_cfg = load_run_config(cfg.ckpt_path, cfg.paths)
-    model = load_model(cfg.ckpt_path, run_cfg, device)
+    model = load_model(cfg.ckpt_path, run_cfg, device, ema=cfg.get("ema", True))
     datamodule = build_datamodule(run_cfg)
     sampler = sampler_options(cfg)
     real_split = datamodule.split(cfg.split)
@@ -116,6 +116,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "data": datamodule.name, "split": cfg.split, "n_generated": cfg.n_samples, "n_real": n_real,
             "extractor": name, "extractor_source": getattr(extractor, "source", classifier_facts["path"]),
             "seed": cfg.seed, "sampler": sampler, "kid_subset_size": kid_subset_size,
+            "weights": "ema" if model.ema is not None and model.samples_from_ema else "raw",
             "kid_subsets": cfg.kid_subsets, "pr_k": cfg.pr_k,
             "classifier_test_accuracy": classifier_facts["test_accuracy"],
             "feature_dim": extractor.feature_dim, "kid_units": KID_UNITS, "is_splits": cfg.is_splits,

@@ -26,7 +26,7 @@ def sample(cfg: DictConfig) -> dict[str, Path]:
     from genlab.generation import interpolation_strip, sample_grid
 
     run_cfg = load_run_config(cfg.ckpt_path, cfg.paths)
-    model = load_model(cfg.ckpt_path, run_cfg, resolve_device(cfg.device))
+    model = load_model(cfg.ckpt_path, run_cfg, resolve_device(cfg.device), ema=cfg.get("ema", True))
     options = sampler_options(cfg)
     out = Path(cfg.out) if cfg.out else run_folder_of(cfg.ckpt_path) / "samples"
     out.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,7 @@ class GenerativeModule(pl.LightningModule):
         self._random_state_to_restore: dict[str, Any] | None = None
         self.speed = SpeedOptions.from_config(speed)
         self.ema: ExponentialMovingAverage | None = None
+        self.samples_from_ema = True  # what sample() uses when the run keeps an average and no caller says
 
     def configure_model(self) -> None:
         # Lightning calls this once per fit, before it moves the module to its device; the
@@ -144,7 +145,7 @@ class GenerativeModule(pl.LightningModule):
         labels: Tensor | None = None,
         generator: torch.Generator | None = None,
         noise: Tensor | None = None,
-        ema: bool = True,
+        ema: bool | None = None,
         **options: Any,
     ) -> Tensor:
         """`n` images in [-1, 1] (or one per given noise row), in eval mode (BatchNorm running statistics).
@@ -152,8 +153,10 @@ class GenerativeModule(pl.LightningModule):
         Conditional models make class `labels[i]` for image i, cycling through the classes when
         no labels are given. `generator` seeds the noise and the sampler, so a fixed seed gives
         fixed images; `options` go to the family's sampler. With `model.ema` set, the images come
-        from the averaged weights unless `ema=False` asks for the raw ones.
+        from the averaged weights unless `ema=False` (or `samples_from_ema = False`, which
+        `genlab eval ema=false` and `genlab sample ema=false` set) asks for the raw ones.
         """
+        ema = self.samples_from_ema if ema is None else ema
         unknown = sorted(set(options) - set(self.sampler_options()))
         if unknown:
             valid = ", ".join(self.sampler_options()) or "none"

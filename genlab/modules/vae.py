@@ -28,6 +28,7 @@ class VAEModule(GenerativeModule):
         kl_weight: float = 1.0,
         likelihood: str = "bernoulli",
         num_classes: int = 0,
+        ema: Mapping[str, Any] | None = None,
         on_nonfinite: str = "stop",
         speed: Mapping[str, Any] | None = None,
     ) -> None:
@@ -41,6 +42,7 @@ class VAEModule(GenerativeModule):
         self.encoder, self.decoder = net["encoder"], net["decoder"]
         self.kl_weight, self.likelihood = kl_weight, likelihood
         self.reconstruction_loss = reconstruction_loss(likelihood)
+        self.attach_ema(ema)  # `model.ema`: an average of the decoder, which samples then use
         self.save_hyperparameters(ignore=["net", "optimizer", "speed"])
 
     def configure_optimizers(self) -> Any:
@@ -73,6 +75,10 @@ class VAEModule(GenerativeModule):
             self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "loss"})
         # returning None makes Lightning skip this optimizer step
         return terms["loss"] if self.loss_is_finite("train/loss", terms["loss"]) else None
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_end(outputs, batch, batch_idx)
+        self.update_ema()  # after Lightning's optimizer step on this batch
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         terms = self.elbo_terms(batch[0], self._labels(batch[1]))

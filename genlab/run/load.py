@@ -55,14 +55,17 @@ def load_run_config(ckpt_path: str | Path, paths: DictConfig | None = None) -> D
     return cfg
 
 
-def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu") -> GenerativeModule:
-    """Rebuild the run's LightningModule and load the checkpoint's weights into it, in eval mode."""
+def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu", ema: bool = True) -> GenerativeModule:
+    """Rebuild the run's LightningModule and load the checkpoint's weights into it, in eval mode.
+
+    `ema`: whether its samples come from the generator's moving average, when the run kept one."""
     from genlab.builder import build_module
     from genlab.run.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(ckpt_path)
     model = build_module(cfg)
     load_weights(model, checkpoint, ckpt_path)
+    model.samples_from_ema = ema
     return model.to(device).eval()
 
 
