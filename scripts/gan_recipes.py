@@ -1,0 +1,355 @@
+"""Which GAN recipe trains best on small data? Issue 13's table, made through the `genlab` CLI.
+
+Every recipe trains on mnist_mini for the same budget in generator updates (the updates of the
+network that makes the images: `budget.generator_steps=N trainer.max_epochs=-1`, so that WGAN-GP's
+five critic steps per generator update are not counted against it), with the same batch size and
+the conv nets' widths of configs/model/net/dcgan.yaml, once per seed, one run at a time, each in
+its own run folder. `genlab eval` then judges the last checkpoint: classifier FID against the test
+split, class-coverage entropy (and label accuracy for conditional models). Out come
+<out>/recipes.md (mean ± std over seeds), recipes.csv and recipes.json (every run's numbers) and
+recipes_seed0.png (each recipe's seed-0 sample grid, side by side; alone in grids/<recipe>.png):
+
+    python scripts/gan_recipes.py --budget 1500                         # the table, docs/recipes/
+    python scripts/gan_recipes.py --budget 4 --seeds 0 --recipes dcgan rpgan --eval-samples 100 --smoke
+
+A recipe is a list of genlab overrides in RECIPES below: add one there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+EMA = ["model.ema.decay=0.999", "model.ema.warmup=100"]
+# name on the command line: (label in the table, genlab overrides)
+RECIPES: dict[str, tuple[str, list[str]]] = {
+    "dcgan": ("dcgan", ["model=dcgan"]),
+    "dcgan_ema": ("dcgan + EMA", ["model=dcgan", *EMA]),
+    "dcgan_ema_diffaugment": ("dcgan + EMA + DiffAugment", ["model=dcgan", *EMA, "model/augment=diffaugment"]),
+    "rpgan": ("rpgan", ["model=rpgan"]),
+    "wgan_gp": ("wgan_gp", ["model=wgan_gp"]),
+    "sngan": ("sngan", ["model=sngan"]),
+}
+# what every run shares besides the budget and the seed (the batch size is added from --batch-size)
+COMMON = ["data=mnist_mini", "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
+# --smoke: seconds instead of minutes, for checking the script (the numbers mean nothing)
+SMOKE_TRAIN = ["trainer.limit_val_batches=2", "trainer.log_every_n_steps=1", "callbacks.sample_quality.n_samples=100"]
+SMOKE_JUDGE = ["classifier.epochs=1", "classifier.base_channels=8", "classifier.feature_dim=32"]
+# the numbers each run keeps from `genlab eval` (those it reports)
+METRICS = ("fid", "kid", "precision", "recall", "inception_score", "coverage_entropy",
+           "coverage_normalized_entropy", "confident_share", "classes_covered", "label_accuracy", "intra_fid")
+CSV_FIELDS = ("recipe", "seed", "status", "budget_generator_steps", "generator_steps", "images_seen", "epochs",
+              "train_minutes", "seconds_per_generator_step", "steady_seconds_per_generator_step", "eval_seconds", *METRICS, "run_dir", "overrides", "error")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", type=int, required=True, help="generator updates per run (budget.generator_steps)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--out", type=Path, default=Path("docs/recipes"))
+    parser.add_argument("--eval-samples", type=int, default=1000, help="generated (and real test) images per eval")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="OMP_NUM_THREADS of every run")
+    parser.add_argument("--batch-size", type=int, default=64, help="data.batch_size of every recipe")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep the run folders here (default: a temporary folder, removed at the end)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny validation and domain classifier (cached in the work folder): checks the script only")
+    args = parser.parse_args(argv)
+    if args.budget < 1 or args.eval_samples < 2 or args.threads < 1 or args.batch_size < 1:
+        parser.error("--budget, --threads and --batch-size must be positive, --eval-samples at least 2")
+    return args
+
+
+def genlab_command() -> str:
+    beside = Path(sys.executable).with_name("genlab")
+    return str(beside) if beside.is_file() else (shutil.which("genlab") or "genlab")
+
+
+class Runner:
+    """Runs genlab subcommands one at a time with the same environment, from the same folder."""
+
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.genlab = genlab_command()
+        self.env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+        self.judge = [*SMOKE_JUDGE, f"paths.cache_dir={work / 'cache'}"] if args.smoke else []
+        self.budget = args.budget
+        self.train_common = [*COMMON, f"data.batch_size={args.batch_size}", "trainer.max_epochs=-1",
+                             *(SMOKE_TRAIN if args.smoke else []), *self.judge]
+
+    def train_overrides(self, recipe: str, seed: int, budget: int | None = None) -> list[str]:
+        budget = self.budget if budget is None else budget
+        return [*RECIPES[recipe][1], *self.train_common, f"budget.generator_steps={budget}", f"seed={seed}"]
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([self.genlab, *args], env=self.env, capture_output=True, text=True, check=False)
+
+    def composed(self, recipe: str) -> dict[str, Any]:
+        """The config that `genlab train` would run (fails early if a recipe's overrides do not compose)."""
+        import yaml
+
+        result = self("train", *self.train_overrides(recipe, 0), "--cfg", "job")
+        if result.returncode != 0:
+            raise SystemExit(f"recipe {recipe} does not compose: {RECIPES[recipe][1]}\n{result.stderr[-2000:]}")
+        return yaml.safe_load(result.stdout)
+
+
+def facts(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What the table should say about a recipe's composed config."""
+    model, net = cfg["model"], cfg["model"].get("net", {})
+    return {
+        "loss": model.get("loss"), "n_critic": model.get("n_critic"), "latent_dim": model.get("latent_dim"),
+        "generator_width": net.get("generator", {}).get("base_channels"),
+        "discriminator_width": net.get("discriminator", {}).get("base_channels"),
+        "discriminator_norm": net.get("discriminator", {}).get("norm"),
+        "regularizers": sorted(model.get("regularizers") or {}), "ema": model.get("ema"),
+        "augment": (model.get("augment") or {}).get("_target_"), "batch_size": cfg["data"]["batch_size"],
+        "optimizer": {key: cfg.get("optimizer", {}).get(key) for key in ("lr", "betas")},
+        "conditional": bool(model.get("num_classes")),
+    }
+
+
+def run_one(runner: Runner, recipe: str, seed: int, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    overrides = runner.train_overrides(recipe, seed)
+    row: dict[str, Any] = {"recipe": recipe, "seed": seed, "budget_generator_steps": args.budget,
+                           "run_dir": str(run_dir), "overrides": " ".join(overrides), "status": "failed", "error": None}
+    start = time.perf_counter()
+    trained = runner("train", *overrides, f"hydra.run.dir={run_dir}")
+    row["train_minutes"] = (time.perf_counter() - start) / 60
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    for key in ("generator_steps", "images_seen", "epochs"):
+        row[key] = int(summary[key]) if summary.get(key) is not None else None
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    if trained.returncode != 0 or not checkpoint.is_file():
+        row["error"] = f"genlab train exited {trained.returncode}: {trained.stderr.strip()[-1500:]}"
+        return row
+    if row["generator_steps"]:
+        row["seconds_per_generator_step"] = 60 * row["train_minutes"] / row["generator_steps"]
+    row["steady_seconds_per_generator_step"] = steady_seconds_per_update(run_dir)
+    start = time.perf_counter()
+    evaluated = runner(
+        "eval", f"ckpt_path={checkpoint}", "extractor=classifier", "split=test", f"n_samples={args.eval_samples}",
+        "progress=false", *runner.judge, f"hydra.run.dir={run_dir / 'eval'}",
+    )
+    row["eval_seconds"] = time.perf_counter() - start
+    results_path = run_dir / "eval" / "metrics.json"
+    if evaluated.returncode != 0 or not results_path.is_file():
+        row["error"] = f"genlab eval exited {evaluated.returncode}: {evaluated.stderr.strip()[-1500:]}"
+        return row
+    results = json.loads(results_path.read_text())
+    row.update({name: results["metrics"][name] for name in METRICS if name in results["metrics"]})
+    row["eval_protocol"] = results["protocol"]
+    row["status"] = "completed"
+    return row
+
+
+def steady_seconds_per_update(run_dir: Path) -> float | None:
+    """Seconds per generator update between the second and the last logged one (TensorBoard wall times of
+    train/generator_steps): training alone, validation epochs included, start-up and the first update not."""
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import (
+            EventAccumulator,
+        )
+    except ImportError:
+        return None
+    points = []
+    for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        if "train/generator_steps" in accumulator.Tags()["scalars"]:
+            points += [(event.step, event.wall_time) for event in accumulator.Scalars("train/generator_steps")]
+    points.sort()
+    if len(points) < 3 or points[-1][0] <= points[1][0]:
+        return None
+    return (points[-1][1] - points[1][1]) / (points[-1][0] - points[1][0])
+
+
+def mean_std(values: list[float], digits: int) -> str:
+    values = [value for value in values if value is not None and math.isfinite(value)]
+    if not values:
+        return "–"
+    def number(value: float) -> str:
+        text = f"{value:.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
+
+    if len(values) == 1:
+        return number(values[0])
+    return f"{number(statistics.mean(values))} ± {number(statistics.stdev(values))}"
+
+
+def summarize(rows: list[dict[str, Any]], recipes: list[str]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for recipe in recipes:
+        done = [row for row in rows if row["recipe"] == recipe and row["status"] == "completed"]
+        entry: dict[str, Any] = {"label": RECIPES[recipe][0], "runs": len(done),
+                                 "failed": sum(row["recipe"] == recipe and row["status"] != "completed" for row in rows)}
+        for name in (*METRICS, "train_minutes", "seconds_per_generator_step", "steady_seconds_per_generator_step"):
+            values = [row[name] for row in done if row.get(name) is not None]
+            if values:
+                entry[name] = {"mean": statistics.mean(values),
+                               "std": statistics.stdev(values) if len(values) > 1 else None, "values": values}
+        out[recipe] = entry
+    return out
+
+
+def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts: dict[str, dict[str, Any]]) -> str:
+    recipes, seeds = args.recipes, args.seeds
+    conditional = any(recipe_facts[recipe]["conditional"] for recipe in recipes)
+    head = ["recipe", "overrides", "FID ↓", "coverage entropy (nats) ↑", "classes covered"]
+    head += ["label accuracy"] if conditional else []
+    head += ["train minutes", "s / generator update", "runs"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for recipe in recipes:
+        done = [row for row in rows if row["recipe"] == recipe and row["status"] == "completed"]
+
+        def column(name: str, done: list[dict[str, Any]] = done) -> list[Any]:
+            return [row.get(name) for row in done]
+
+        cells = [RECIPES[recipe][0], "`" + " ".join(RECIPES[recipe][1]) + "`", mean_std(column("fid"), 1),
+                 mean_std(column("coverage_entropy"), 3), mean_std(column("classes_covered"), 1)]
+        if conditional:
+            cells.append(mean_std(column("label_accuracy"), 3) if recipe_facts[recipe]["conditional"] else "–")
+        cells += [mean_std(column("train_minutes"), 2), mean_std(column("steady_seconds_per_generator_step"), 3),
+                  f"{len(done)} of {len(seeds)}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    first = recipe_facts[recipes[0]]
+    widths = sorted({(facts_["generator_width"], facts_["discriminator_width"]) for facts_ in recipe_facts.values()})
+    critics = [f"{recipe} {recipe_facts[recipe]['n_critic']}" for recipe in recipes if recipe_facts[recipe]["n_critic"] != 1]
+    notes = [
+        f"mnist_mini, {args.budget:,} generator updates per run (`budget.generator_steps={args.budget}"
+        " trainer.max_epochs=-1`; critic steps are not counted"
+        + (f": critic steps per update {', '.join(critics)}" if critics else "")
+        + f"), batch {first['batch_size']}, conv nets of base width (G/D) "
+        + ", ".join(f"{g}/{d}" for g, d in widths) + f"; seeds {' '.join(map(str, seeds))}: mean ± std over seeds.",
+        (f"FID: `genlab eval extractor=classifier split=test n_samples={args.eval_samples}` of `checkpoints/last.ckpt`"
+         " (EMA weights where the recipe keeps an EMA): Fréchet distance of the domain classifier's features against"
+         " the test split, comparable only with other genlab classifier FIDs at the same number of samples. Coverage"
+         " entropy: of the classifier's predicted classes, ln 10 = 2.303 is every digit equally. Classes covered:"
+         " with at least one confident (p ≥ 0.9) sample."),
+        (f"Train minutes: wall clock of `genlab train` (start-up, validation and checkpoints included) with"
+         f" OMP_NUM_THREADS={args.threads} on {platform.machine()} ({os.cpu_count()} CPUs), one run at a time."
+         " s / generator update: training alone, from the TensorBoard wall times of the second to the last update"
+         " (validation epochs included, start-up not); recipes.csv also has the whole run's time over its updates."),
+        f"Made by `python scripts/gan_recipes.py {' '.join(sys.argv[1:])}`.",
+    ]
+    if args.smoke:
+        notes.insert(0, "**Smoke run** (`--smoke`: tiny validation and domain classifier): the numbers mean nothing.")
+    failed = [row for row in rows if row["status"] != "completed"]
+    notes += [f"Failed: {row['recipe']} seed {row['seed']}: {row['error']}" for row in failed]
+    return "\n".join(["# GAN recipes on mnist_mini at one budget", "", *lines, "", *notes]) + "\n"
+
+
+def strip(rows: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> Path | None:
+    """Each recipe's sample grid of its first seed, side by side, each with its label and FID."""
+    from PIL import Image, ImageDraw
+
+    grids = []
+    for recipe in args.recipes:
+        row = next((row for row in rows if row["recipe"] == recipe and row["seed"] == args.seeds[0]), None)
+        picture = Path(row["run_dir"]) / "samples" / "last.png" if row else None
+        if picture is None or not picture.is_file():
+            continue
+        caption = RECIPES[recipe][0] + (f"  FID {row['fid']:.1f}" if row.get("fid") is not None else "")
+        grids.append((caption, Image.open(picture).convert("RGB")))
+        (path.parent / "grids").mkdir(exist_ok=True)
+        shutil.copy(picture, path.parent / "grids" / f"{recipe}.png")
+    if not grids:
+        return None
+    caption_height, gap = 18, 8
+    width = sum(grid.width for _, grid in grids) + gap * (len(grids) - 1)
+    height = caption_height + max(grid.height for _, grid in grids)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw, x = ImageDraw.Draw(canvas), 0
+    for caption, grid in grids:
+        draw.text((x + 2, 3), caption, fill="black")
+        canvas.paste(grid, (x, caption_height))
+        x += grid.width + gap
+    canvas.save(path)
+    return path
+
+
+def write_outputs(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts: dict[str, dict[str, Any]]) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "recipes.md").write_text(markdown(rows, args, recipe_facts))
+    with open(args.out / "recipes.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    record = {
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "budget": {"generator_steps": args.budget, "counts": "generator updates (budget.generator_steps)"},
+        "seeds": args.seeds, "eval": {"extractor": "classifier", "split": "test", "n_samples": args.eval_samples,
+                                      "checkpoint": "last.ckpt"},
+        "threads": args.threads, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "smoke": args.smoke,
+        "recipes": {recipe: {"label": RECIPES[recipe][0], "overrides": RECIPES[recipe][1], "composed": recipe_facts[recipe]}
+                    for recipe in args.recipes},
+        "summary": summarize(rows, args.recipes),
+        "runs": rows,
+    }
+    (args.out / "recipes.json").write_text(json.dumps(record, indent=2, default=str))
+    strip(rows, args, args.out / "recipes_seed0.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    scratch = None
+    if args.work is None:
+        scratch = tempfile.TemporaryDirectory(prefix="gan_recipes_")
+        work = Path(scratch.name)
+    else:
+        work = args.work.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+    args.out = args.out.resolve()
+    try:
+        runner = Runner(args, work)
+        recipe_facts = {recipe: facts(runner.composed(recipe)) for recipe in args.recipes}
+        n_runs = len(args.recipes) * len(args.seeds)
+        print(f"budget: {args.budget:,} generator updates per run (budget.generator_steps; a critic step is not one),"
+              f" batch {args.batch_size}, {n_runs} runs one at a time, OMP_NUM_THREADS={args.threads}, work folder {work}")
+        # untimed: trains and caches the domain classifier (paths.cache_dir) that val/fid and eval use, so that
+        # the first timed run does not pay for it
+        warm_up = runner("train", *runner.train_overrides(args.recipes[0], 0, budget=1),
+                         f"hydra.run.dir={work / 'warm_up'}")
+        if warm_up.returncode != 0:
+            raise SystemExit(f"the warm-up run failed:\n{warm_up.stderr[-2000:]}")
+        rows: list[dict[str, Any]] = []
+        for recipe in args.recipes:
+            for seed in args.seeds:
+                run_dir = work / recipe / f"seed_{seed}"
+                if run_dir.exists():
+                    raise SystemExit(f"{run_dir} exists already: give another --work folder")
+                row = run_one(runner, recipe, seed, run_dir, args)
+                rows.append(row)
+                if row["status"] == "completed":
+                    steady = row["steady_seconds_per_generator_step"]
+                    print(f"{recipe:22s} seed {seed}: {row['generator_steps']} generator updates in"
+                          f" {row['train_minutes']:.2f} min (training alone: "
+                          + (f"{steady:.3f} s each" if steady is not None else "too few updates to time") + "),"
+                          f" FID {row['fid']:.2f}, coverage entropy {row['coverage_entropy']:.3f}", flush=True)
+                else:
+                    print(f"{recipe:22s} seed {seed}: FAILED: {row['error']}", flush=True)
+                write_outputs(rows, args, recipe_facts)  # a long table keeps what it has if stopped
+        print(f"table: {args.out / 'recipes.md'}; every run: recipes.csv, recipes.json; grids: recipes_seed0.png")
+        print((args.out / "recipes.md").read_text())
+        return 1 if any(row["status"] != "completed" for row in rows) else 0
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""scripts/gan_recipes.py (issue 13's table) runs end to end through the genlab CLI and writes its table,
+CSV and JSON with finite numbers; in --smoke mode, one recipe, one seed, a few generator updates."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gan_recipes.py"
+
+
+@pytest.mark.slow
+def test_gan_recipes_smoke_run_writes_the_table_csv_and_json(tmp_path):
+    out = tmp_path / "recipes"
+    command = [sys.executable, str(SCRIPT), "--budget", "2", "--seeds", "0", "--recipes", "dcgan",
+               "--eval-samples", "100", "--smoke", "--out", str(out), "--work", str(tmp_path / "work")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "generator updates" in result.stdout
+
+    record = json.loads((out / "recipes.json").read_text())
+    assert record["budget"]["generator_steps"] == 2
+    [run] = record["runs"]
+    assert (run["recipe"], run["seed"], run["status"], run["generator_steps"]) == ("dcgan", 0, "completed", 2)
+    assert math.isfinite(run["fid"]) and run["fid"] >= 0
+    assert math.isfinite(run["coverage_entropy"]) and -1e-6 <= run["coverage_entropy"] <= math.log(10) + 1e-6
+    assert run["train_minutes"] > 0 and run["eval_protocol"]["n_generated"] == 100
+    assert record["recipes"]["dcgan"]["overrides"] == ["model=dcgan"]
+
+    [row] = list(csv.DictReader((out / "recipes.csv").open()))
+    assert row["recipe"] == "dcgan" and float(row["fid"]) == pytest.approx(run["fid"])
+    assert math.isfinite(float(row["coverage_entropy"]))
+
+    table = (out / "recipes.md").read_text()
+    [line] = [line for line in table.splitlines() if line.startswith("| dcgan |")]
+    fid_cell, coverage_cell = line.split(" | ")[2:4]
+    assert math.isfinite(float(fid_cell)) and float(fid_cell) == pytest.approx(run["fid"], abs=0.05)
+    assert math.isfinite(float(coverage_cell))
+    assert (out / "recipes_seed0.png").is_file() and (out / "grids" / "dcgan.png").is_file()
