@@ -21,7 +21,8 @@ NORMS = ("batch", "layer", "none", "spectral")
 
 def check_norm(norm: str) -> None:
     if norm not in NORMS:
-        raise ConfigError(f"discriminator norm {norm!r} is not known; choose one of: {', '.join(NORMS)}")
+        # every net that takes `norm` is a discriminator, configured at model.net.discriminator
+        raise ConfigError(f"model.net.discriminator.norm={norm!r} is not known; choose one of: {', '.join(NORMS)}")
 
 
 def norm_layer(norm: str, channels: int, dims: int = 2) -> nn.Module:
