@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-EMA = ["model.ema.decay=0.999", "model.ema.warmup=100"]
+EMA = ["model.ema.decay=0.999"]
 # name on the command line: (label in the table, genlab overrides)
 RECIPES: dict[str, tuple[str, list[str]]] = {
     "dcgan": ("dcgan", ["model=dcgan"]),

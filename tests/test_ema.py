@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from genlab.builder import build, build_module
-from genlab.ema import ExponentialMovingAverage
+from genlab.ema import ExponentialMovingAverage, measure_batch_norm_statistics
 from tests.conftest import BARE
 
 EMA_ON = ("model.ema.decay=0.9",)
@@ -48,6 +48,55 @@ def test_warmup_updates_copy_the_weights_and_averaging_starts_after_them():
     assert ema.averaged.module.weight.item() == pytest.approx(0.5 * 6.0 + 0.5 * 10.0)
 
 
+def test_the_ramp_caps_the_half_life_at_a_share_of_the_updates_so_far():
+    # update t uses decay min(d, 0.5 ** (1 / (rampup * t))): a half-life of at most rampup * t updates
+    network, d, rampup = nn.Linear(1, 1), 0.99, 0.5
+    _set(network, 0.0)
+    ema = ExponentialMovingAverage(network, decay=d, rampup=rampup)
+    expected = 0.0
+    for t, w in enumerate([4.0, -2.0, 1.0, 8.0, 3.0], start=1):
+        decay = min(d, 0.5 ** (1 / (rampup * t)))
+        expected = decay * expected + (1 - decay) * w
+        _set(network, w)
+        ema.update(network)
+    assert ema.averaged.module.weight.item() == pytest.approx(expected)
+    assert ema.decay_at(1) == pytest.approx(0.25) and ema.decay_at(10_000) == d
+
+
+def test_standing_statistics_are_the_plain_mean_of_the_batch_statistics():
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    network.eval()
+    batches = iter([torch.randn(8, 3) * s + s for s in (1.0, 2.0, 3.0)])
+    seen: list[torch.Tensor] = []
+
+    def make_batch() -> None:
+        x = next(batches)
+        seen.append(network[0](x).detach())
+        network(x)
+
+    measure_batch_norm_statistics(network, make_batch, batches=3)
+    norm = network[1]
+    assert torch.allclose(norm.running_mean, torch.stack([h.mean(0) for h in seen]).mean(0), atol=1e-6)
+    assert torch.allclose(norm.running_var, torch.stack([h.var(0) for h in seen]).mean(0), atol=1e-5)
+    assert not norm.training and norm.momentum == 0.1  # left as it was found
+
+
+def test_the_average_gets_its_own_batch_norm_statistics_once_per_change_and_the_raw_ones_stay(compose_train):
+    module = _module_with_distinct_ema(compose_train)
+    module.eval()
+    raw = {name: b.clone() for name, b in module.generator.named_buffers()}
+    noise = torch.randn(4, module.latent_dim)
+    first = module.sample(noise=noise)
+    averaged = {name: b.clone() for name, b in module.ema.averaged.module.named_buffers()}
+    assert any(not torch.equal(averaged[name], raw[name]) for name in raw if "running" in name)
+    assert all(torch.equal(b, raw[name]) for name, b in module.generator.named_buffers())
+    assert torch.equal(module.sample(noise=noise), first)  # the same average: measured once, reproducibly
+    module.ema.update(module.generator)  # a new average copies the raw statistics; the next sample measures again
+    module.sample(noise=noise)
+    assert any(not torch.equal(b, raw[name]) for name, b in module.ema.averaged.module.named_buffers() if "running" in name)
+
+
 def test_the_average_copies_batch_norm_statistics_instead_of_averaging_them():
     network = nn.BatchNorm1d(2)
     ema = ExponentialMovingAverage(network, decay=0.9)
@@ -73,8 +122,9 @@ def test_samples_come_from_the_averaged_weights_by_default(compose_train):
     module = _module_with_distinct_ema(compose_train)
     module.eval()
     noise = torch.randn(4, module.latent_dim)
-    expected = module.ema.averaged.module(noise, None)
-    assert torch.allclose(module.sample(noise=noise), expected, atol=1e-6)
+    got = module.sample(noise=noise)
+    expected = module.ema.averaged.module(noise, None)  # with the batch norm statistics measured for it
+    assert torch.allclose(got, expected, atol=1e-6)
 
 
 def test_samples_come_from_the_raw_weights_on_request_and_sampling_leaves_them_unchanged(compose_train):
@@ -113,6 +163,8 @@ def test_a_checkpoint_round_trip_restores_the_raw_and_the_averaged_weights(compo
     ("model.ema.decay=1.5", "model.ema.decay"),
     ("model.ema.warmup=-1", "model.ema.warmup"),
     ("+model.ema.halflife=10", "model.ema.halflife"),
+    ("model.ema.rampup=0", "model.ema.rampup"),
+    ("model.ema.standing_statistics=-2", "model.ema.standing_statistics"),
 ])
 def test_bad_ema_settings_are_named_by_key(compose_train, override, key):
     with pytest.raises(Exception, match=key):  # a ConfigError, inside Hydra's InstantiationException

@@ -172,12 +172,27 @@ class GenerativeModule(pl.LightningModule):
             labels = None
         was_training = self.training
         self.eval()
-        averaged = self.ema.swapped_into(self.image_network()) if ema and self.ema is not None else nullcontext()
+        averaged = (self.ema.swapped_into(self.image_network(), self._standing_batches())
+                    if ema and self.ema is not None else nullcontext())
         try:
             with averaged:
                 return self.decode(noise.to(self.device), labels, generator=generator, **options)
         finally:
             self.train(was_training)
+
+    def _standing_batches(self) -> Callable[[int], None]:
+        """Runs of the image network on n noise draws (and cycling labels), for the EMA's batch norm statistics.
+
+        Drawn from their own generator, seeded alike each time: the statistics of an average are
+        reproducible, and training's random draws are left untouched.
+        """
+        seeded = torch.Generator().manual_seed(0)
+
+        def run(n: int) -> None:
+            labels = torch.arange(n, device=self.device) % self.num_classes if self.conditional else None
+            self.decode(self.sample_noise(n, seeded), labels, generator=seeded)
+
+        return run
 
     # --- training bookkeeping -----------------------------------------------------------
 
