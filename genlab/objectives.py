@@ -147,6 +147,15 @@ def relativistic_generator_loss(fake: Tensor, real: Tensor) -> Tensor:
     return F.softplus(real - fake).mean()
 
 
+# --- auxiliary classifier GAN, ACGAN (Odena et al. 2017) ---------------------------
+# L_C = E[log P(C = c | X_real)] + E[log P(C = c | X_fake)]: D maximises L_S + L_C, G maximises L_C - L_S.
+
+
+def auxiliary_class_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """-E[log P(C = c | X)], the negated class log-likelihood of the images' labels (cross-entropy)."""
+    return F.cross_entropy(logits, labels)
+
+
 class AdversarialLoss(NamedTuple):
     """A discriminator loss, its generator loss, and how to read D's output as D(x) for logging.
 

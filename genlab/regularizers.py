@@ -1,5 +1,5 @@
-"""Penalties and constraints a model's YAML lists under `model.regularizers`, each an object
-with hooks into the critic's step, so that a new one touches no training loop:
+"""Penalties, constraints and auxiliary terms a model's YAML lists under `model.regularizers`,
+each an object with hooks into the players' steps, so that a new one touches no training loop:
 
     model:
       regularizers:
@@ -8,7 +8,8 @@ with hooks into the critic's step, so that a new one touches no training loop:
           weight: 10.0
 
 `critic_term` adds a weighted term to the critic's loss (and names what to log);
-`after_critic_step` acts on the weights once the critic's optimizer has stepped.
+`after_critic_step` acts on the weights once the critic's optimizer has stepped;
+`generator_term` adds a weighted term to the generator's loss (ACGAN's class term).
 Formulas live in genlab/objectives.py; these objects decide where and how often they apply.
 A null entry (`model.regularizers.gradient_penalty=null`) turns one off.
 """
@@ -20,9 +21,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from torch import Tensor
 
-from genlab.errors import is_non_negative_number, is_positive_integer, is_positive_number, require
+from genlab.errors import ConfigError, is_non_negative_number, is_positive_integer, is_positive_number, require
 from genlab.nets.speed import eager
-from genlab.objectives import clip_weights_, gradient_penalty, zero_centered_gradient_penalty
+from genlab.objectives import auxiliary_class_loss, clip_weights_, gradient_penalty, zero_centered_gradient_penalty
 
 if TYPE_CHECKING:
     from genlab.modules.gan import AdversarialModule
@@ -44,6 +45,10 @@ class Regularizer:
 
     def after_critic_step(self, module: AdversarialModule) -> None:
         """Runs after each critic optimizer step."""
+
+    def generator_term(self, module: AdversarialModule, fake: Tensor, labels: Tensor | None) -> Term | None:
+        """A term added to the generator's training loss on this batch (`fake` keeps its graph), or None."""
+        return None
 
 
 class GradientPenalty(Regularizer):
@@ -113,3 +118,35 @@ class WeightClipping(Regularizer):
 
     def after_critic_step(self, module: AdversarialModule) -> None:
         clip_weights_(module.discriminator, self.clip_value)
+
+
+class AuxiliaryClassifier(Regularizer):
+    """ACGAN (Odena et al. 2017): both players also minimise `weight` * the cross-entropy of the
+    discriminator's class head (`classify`) on the images' labels.
+
+    The critic learns the classes on real images and, with `on_fake` (the paper's L_C), on the
+    generated ones too; the generator learns to make images that it classifies as asked. Logged
+    as train/auxiliary_classifier (the critic's term) and train/g_auxiliary_classifier.
+    """
+
+    def __init__(self, weight: float = 1.0, on_fake: bool = True) -> None:
+        require(is_non_negative_number(weight), "model.regularizers.auxiliary_classifier.weight", weight, "a number >= 0")
+        require(isinstance(on_fake, bool), "model.regularizers.auxiliary_classifier.on_fake", on_fake, "true or false")
+        self.weight = weight
+        self.on_fake = on_fake
+
+    def _labels(self, module: AdversarialModule, labels: Tensor | None) -> Tensor:
+        if labels is None:
+            raise ConfigError("model.regularizers.auxiliary_classifier needs a conditional model (model.num_classes > 0)")
+        return labels
+
+    def critic_term(self, module: AdversarialModule, real: Tensor, fake: Tensor, labels: Tensor | None) -> Term:
+        labels = self._labels(module, labels)
+        loss = auxiliary_class_loss(module.discriminator.classify(real), labels)
+        if self.on_fake:
+            loss = loss + auxiliary_class_loss(module.discriminator.classify(fake), labels)
+        return Term(self.weight * loss, loss.detach())
+
+    def generator_term(self, module: AdversarialModule, fake: Tensor, labels: Tensor | None) -> Term:
+        loss = auxiliary_class_loss(module.discriminator.classify(fake), self._labels(module, labels))
+        return Term(self.weight * loss, loss.detach())

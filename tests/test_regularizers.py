@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from genlab.builder import build, build_module
 from genlab.objectives import gradient_penalty
-from genlab.regularizers import GradientPenalty, R1Penalty, R2Penalty, Regularizer, Term, WeightClipping
+from genlab.regularizers import AuxiliaryClassifier, GradientPenalty, R1Penalty, R2Penalty, Regularizer, Term, WeightClipping
 from tests.conftest import BARE, logged
 
 
@@ -168,3 +168,53 @@ def test_the_rpgan_yaml_pairs_the_relativistic_loss_with_r1_and_r2(compose_train
     assert module.objective.generator_sees_real
     assert {name: type(r) for name, r in module.regularizers.items()} == {"r1": R1Penalty, "r2": R2Penalty}
     assert not any(isinstance(m, nn.BatchNorm2d) for m in module.discriminator.modules())
+
+
+class _ClassifyingCriticModule:
+    """What ACGAN's term reads: a discriminator whose class head gives hand-made logits per image."""
+
+    def __init__(self, logits: dict[float, Tensor]) -> None:
+        # each image is filled with one value, which picks its logits
+        head = lambda x: torch.stack([logits[round(v, 3)] for v in x.flatten(1)[:, 0].tolist()])  # noqa: E731
+        self.discriminator = type("D", (), {"classify": staticmethod(head)})()
+
+
+def _negated_log_likelihood(logits: Tensor, label: int) -> float:
+    return -(logits[label] - logits.exp().sum().log()).item()
+
+
+def test_acgan_terms_are_the_class_cross_entropies_of_the_papers_log_likelihood():
+    # L_C = E[log P(C=c|X_real)] + E[log P(C=c|X_fake)]: the critic minimises -L_C, the generator the fake half
+    logits = {1.0: torch.tensor([2.0, 0.0, -1.0]), 2.0: torch.tensor([0.5, 0.5, 3.0])}
+    module = _ClassifyingCriticModule(logits)
+    real, fake, labels = torch.ones(2, 1, 2, 2), torch.full((2, 1, 2, 2), 2.0), torch.tensor([0, 2])
+    real_nll = (_negated_log_likelihood(logits[1.0], 0) + _negated_log_likelihood(logits[1.0], 2)) / 2
+    fake_nll = (_negated_log_likelihood(logits[2.0], 0) + _negated_log_likelihood(logits[2.0], 2)) / 2
+    both = AuxiliaryClassifier(weight=0.5).critic_term(module, real, fake, labels)
+    assert both.logged.item() == pytest.approx(real_nll + fake_nll, rel=1e-5)
+    assert both.loss.item() == pytest.approx(0.5 * (real_nll + fake_nll), rel=1e-5)
+    real_only = AuxiliaryClassifier(weight=1.0, on_fake=False).critic_term(module, real, fake, labels)
+    assert real_only.loss.item() == pytest.approx(real_nll, rel=1e-5)
+    assert AuxiliaryClassifier(weight=2.0).generator_term(module, fake, labels).loss.item() == pytest.approx(2 * fake_nll, rel=1e-5)
+
+
+def test_acgan_trains_the_class_head_from_both_players_and_its_score_ignores_the_label(compose_train, fake_data_root):
+    cfg = compose_train(*BARE, "model=acgan", "data=mnist", f"paths.data_dir={fake_data_root}")
+    datamodule, module, trainer = build(cfg)
+    images = torch.randn(3, 1, 28, 28)
+    assert torch.equal(module.discriminator(images, torch.tensor([0, 1, 2])), module.discriminator(images, torch.tensor([5, 5, 5])))
+    head = module.discriminator.classifier.weight.detach().clone()
+    trainer.fit(module, datamodule=datamodule)
+    assert not torch.equal(head, module.discriminator.classifier.weight)
+    assert {"train/auxiliary_classifier", "train/g_auxiliary_classifier"} <= set(trainer.callback_metrics)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.net.discriminator.conditioning=projection", "model.net.discriminator.conditioning=auxiliary"),
+    ("model.regularizers.auxiliary_classifier.weight=-1", "model.regularizers.auxiliary_classifier.weight"),
+])
+def test_bad_acgan_settings_are_named(compose_train, fake_data_root, override, message):
+    cfg = compose_train(*BARE, "model=acgan", "data=mnist", f"paths.data_dir={fake_data_root}", override)
+    with pytest.raises(Exception, match=message):
+        datamodule, module, trainer = build(cfg)
+        trainer.fit(module, datamodule=datamodule)

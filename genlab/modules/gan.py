@@ -138,6 +138,11 @@ class AdversarialModule(GenerativeModule):
                 with torch.no_grad():
                     real_scores = self.discriminator(real, labels)
             g_loss = self.objective.generator_loss(fake_scores, real_scores)
+            for name, regularizer in self.regularizers.items():
+                term = regularizer.generator_term(self, fake, labels)
+                if term is not None:
+                    g_loss = g_loss + term.loss
+                    logs[f"g_{name}"] = term.logged
             if self.loss_is_finite("train/g_loss", g_loss):
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)

@@ -6,7 +6,9 @@ starts from an (H/4, W/4) map and doubles it twice; the discriminator halves it 
 Conditional versions (num_classes > 0) take the label by `conditioning`: `concat` (a one-hot
 code beside the noise, one-hot planes beside the image: Mirza & Osindero 2014), or the stronger
 `cbn` for the generator (class-conditional batch norm) and `projection` for the discriminator
-(Miyato & Koyama 2018); see genlab/nets/layers.py.
+(Miyato & Koyama 2018); see genlab/nets/layers.py. An `auxiliary` discriminator (ACGAN, Odena et
+al. 2017) does not read the label: it scores real vs fake and, through `classify`, predicts the
+class (the `auxiliary_classifier` term of genlab/regularizers.py trains both players on it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 
+from genlab.errors import ConfigError
 from genlab.nets.layers import (
     ConditionalBatchNorm2d,
     Projection,
@@ -29,7 +32,7 @@ from genlab.nets.layers import (
 )
 
 GENERATOR_CONDITIONINGS = ("concat", "cbn")
-DISCRIMINATOR_CONDITIONINGS = ("concat", "projection")
+DISCRIMINATOR_CONDITIONINGS = ("concat", "projection", "auxiliary")
 
 
 class Generator(nn.Module):
@@ -82,7 +85,8 @@ class Discriminator(nn.Module):
 
     `norm` picks what follows hidden convolutions: `batch` (DCGAN), `layer` or `none`
     (WGAN-GP critics must not batch-normalise), or `spectral` (SN-GAN). With `projection`
-    the score is psi(phi(x)) + <embed(y), phi(x)>, phi(x) the last hidden layer's map.
+    the score is psi(phi(x)) + <embed(y), phi(x)>, phi(x) the last hidden layer's map. With
+    `auxiliary` the score ignores the label and `classify` gives class logits from phi(x).
     """
 
     def __init__(
@@ -111,14 +115,28 @@ class Discriminator(nn.Module):
             conv(4 * c, 1, (h4, w4)),  # psi: -> (N, 1, 1, 1), linear output
         )
         # <embed(y), phi(x)> over phi(x) = the (N, 4c, H/4, W/4) map that psi reads
-        self.projection = Projection(num_classes, 4 * c * h4 * w4, norm) if num_classes and not planes else None
+        conditional = num_classes and conditioning == "projection"
+        self.projection = Projection(num_classes, 4 * c * h4 * w4, norm) if conditional else None
+        # ACGAN's class head: logits of p(y | x) from the same phi(x)
+        auxiliary = num_classes and conditioning == "auxiliary"
+        self.classifier = maybe_spectral(nn.Linear(4 * c * h4 * w4, num_classes), norm) if auxiliary else None
         self.apply(dcgan_init_)
+
+    def classify(self, images: Tensor) -> Tensor:
+        """Class logits (N, num_classes) of an `auxiliary` discriminator (ACGAN)."""
+        if self.classifier is None:
+            raise ConfigError(
+                "the auxiliary classifier needs model.net.discriminator.conditioning=auxiliary (and num_classes > 0)"
+            )
+        return self.classifier(self.net[:-1](images).flatten(1))
 
     def forward(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         if self.projection is not None:
             labels = class_labels(labels, self.num_classes, images.shape[0], images.device)
             features = self.net[:-1](images)  # phi(x)
             return self.net[-1](features).flatten() + self.projection(features, labels)
+        if self.classifier is not None:  # ACGAN: the score says real or fake only
+            return self.net(images).flatten()
         code = one_hot(labels, self.num_classes, images.shape[0], images.device)
         if code is not None:
             planes = code[:, :, None, None].expand(-1, -1, *images.shape[2:])
