@@ -16,6 +16,11 @@ from genlab.run.summary import write_summary
 
 log = logging.getLogger("genlab")
 
+# hparams_search=...: genlab's Optuna sweeper, which Hydra's plugin scan misses in an editable install
+from genlab.search.plugin import register_sweeper  # noqa: E402
+
+register_sweeper()
+
 
 def train(cfg: DictConfig) -> float | None:
     """Fit the configured model; return `optimized_metric` as last logged (for sweepers)."""

@@ -10,6 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from genlab.run.summary import FILENAME
+
 
 def shown_path(folder: Path) -> str:
     """The folder relative to the working directory when it lies below it (what the user typed), else whole."""
@@ -29,11 +31,12 @@ class ReportCommand(Callback):
 
     def __init__(self) -> None:
         self.command: str | None = None
+        self.sweep_dir: Path | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)  # the folder's name may use ${hydra:...}
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
-        self.command = f"genlab report {shown_path(sweep_dir)}"
+        self.command, self.sweep_dir = f"genlab report {shown_path(sweep_dir)}", sweep_dir
         atexit.register(self.announce)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -41,6 +44,7 @@ class ReportCommand(Callback):
         self.announce()
 
     def announce(self) -> None:
-        if self.command:
+        """Print the command once, and only when the sweep left runs to compare (a refused one leaves none)."""
+        if self.command and self.sweep_dir is not None and any(self.sweep_dir.rglob(FILENAME)):
             print(f"compare the runs: {self.command}", flush=True)
             self.command = None
