@@ -41,7 +41,12 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "rpgan": ("rpgan", ["model=rpgan"]),
     "wgan_gp": ("wgan_gp", ["model=wgan_gp"]),
     "sngan": ("sngan", ["model=sngan"]),
+    # conditional: --recipes cgan acgan (the table gains a label-accuracy column)
+    "cgan": ("cgan (projection D, CBN G)", ["model=cgan"]),
+    "acgan": ("acgan (auxiliary classifier)", ["model=acgan"]),
 }
+# issue 13's table: what each trick adds to DCGAN, and the modern and classic baselines
+DEFAULT_RECIPES = ["dcgan", "dcgan_ema", "dcgan_ema_diffaugment", "rpgan", "wgan_gp", "sngan"]
 # what every run shares besides the budget and the seed (the batch size is added from --batch-size)
 COMMON = ["data=mnist_mini", "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
 # --smoke: seconds instead of minutes, for checking the script (the numbers mean nothing)
@@ -58,11 +63,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=int, required=True, help="generator updates per run (budget.generator_steps)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES, choices=list(RECIPES))
     parser.add_argument("--out", type=Path, default=Path("docs/recipes"))
     parser.add_argument("--eval-samples", type=int, default=1000, help="generated (and real test) images per eval")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="OMP_NUM_THREADS of every run")
     parser.add_argument("--batch-size", type=int, default=64, help="data.batch_size of every recipe")
+    parser.add_argument("--set", nargs="+", default=[], metavar="OVERRIDE", dest="common",
+                        help="genlab overrides for every recipe, e.g. the quick start's narrower nets:"
+                             " model.net.generator.base_channels=16 model.net.discriminator.base_channels=32")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep the run folders here (default: a temporary folder, removed at the end)")
     parser.add_argument("--smoke", action="store_true",
@@ -86,7 +94,7 @@ class Runner:
         self.env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
         self.judge = [*SMOKE_JUDGE, f"paths.cache_dir={work / 'cache'}"] if args.smoke else []
         self.budget = args.budget
-        self.train_common = [*COMMON, f"data.batch_size={args.batch_size}", "trainer.max_epochs=-1",
+        self.train_common = [*COMMON, f"data.batch_size={args.batch_size}", "trainer.max_epochs=-1", *args.common,
                              *(SMOKE_TRAIN if args.smoke else []), *self.judge]
 
     def train_overrides(self, recipe: str, seed: int, budget: int | None = None) -> list[str]:
@@ -233,7 +241,8 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
         " trainer.max_epochs=-1`; critic steps are not counted"
         + (f": critic steps per update {', '.join(critics)}" if critics else "")
         + f"), batch {first['batch_size']}, conv nets of base width (G/D) "
-        + ", ".join(f"{g}/{d}" for g, d in widths) + f"; seeds {' '.join(map(str, seeds))}: mean ± std over seeds.",
+        + ", ".join(f"{g}/{d}" for g, d in widths)
+        + (f", every recipe with `{' '.join(args.common)}`" if args.common else "") + f"; seeds {' '.join(map(str, seeds))}: mean ± std over seeds.",
         (f"FID: `genlab eval extractor=classifier split=test n_samples={args.eval_samples}` of `checkpoints/last.ckpt`"
          " (EMA weights where the recipe keeps an EMA): Fréchet distance of the domain classifier's features against"
          " the test split, comparable only with other genlab classifier FIDs at the same number of samples. Coverage"
