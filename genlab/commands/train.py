@@ -89,5 +89,13 @@ def record_failure(cfg: DictConfig, error: BaseException, mistake: GenlabError |
 @hydra_app("train", on_failure=record_failure)
 def main(cfg: DictConfig) -> float | None:
     from genlab.run.resume import with_run_config
+    from genlab.search.pruning import TrialPruned
+    from genlab.search.rerun import earlier_result, record_pruned, resumed_in_place
 
-    return train(with_run_config(cfg))
+    earlier = earlier_result(cfg)  # resume_sweep=true: a job that completed before is not trained again ...
+    if earlier is not None:
+        return earlier.value
+    try:  # ... and an unfinished one goes on from its checkpoint, in its own folder
+        return train(resumed_in_place(cfg) or with_run_config(cfg))
+    except TrialPruned as pruned:  # an Optuna trial its pruner stopped: summary.json says `pruned`
+        return record_pruned(cfg, pruned)

@@ -29,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 from genlab.errors import ConfigError, GenlabError
 from genlab.run.summary import FILENAME, read_summary
 from genlab.search.pruning import MetricNotLogged
+from genlab.search.rerun import resume_checkpoint
 from genlab.search.space import SearchSpace, override_value, trial_overrides
 from genlab.search.storage import dashboard_command, open_storage, storage_url
 from genlab.search.trial import job_environment
@@ -62,14 +63,6 @@ def unfinished(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """Interrupted trials that no later trial continues yet."""
     continued = {t.user_attrs.get(RESUMES) for t in trials}
     return [t for t in trials if t.state == TrialState.FAIL and not counts_as_finished(t) and t.number not in continued]
-
-
-def resume_checkpoint(folder: Path) -> Path | None:
-    """The checkpoint an interrupted run goes on from: interrupted.ckpt (written on the signal), else last.ckpt."""
-    for name in ("interrupted.ckpt", "last.ckpt"):
-        if (folder / "checkpoints" / name).is_file():
-            return folder / "checkpoints" / name
-    return None
 
 
 class StopOnSignal:
@@ -184,6 +177,21 @@ class OptunaSearch:
                 hint = f" (add it with +{key.lstrip('+')}=... if it is new)" if not key.startswith("+") else ""
                 raise ConfigError(f"hydra.sweeper.params.{key} cannot be searched: {first_line(error)}{hint}")
         raise ConfigError(f"hydra.sweeper.params cannot be composed together: {first_line(composes(every))}")
+
+    def check_enqueued(self, space: SearchSpace) -> None:
+        """Each parameter set of enqueue_trials must lie in the search space, named by its place if not."""
+        for index, params in enumerate(self.settings.get("enqueue_trials") or []):
+            for key, value in dict(params).items():
+                where = f"hydra.sweeper.enqueue_trials[{index}].{key}={value!r}"
+                dist = space.distributions.get(key)
+                if dist is None:
+                    raise ConfigError(f"{where} is not a searched parameter: choose from {', '.join(space.distributions)}")
+                try:
+                    inside = dist._contains(dist.to_internal_repr(value))
+                except (ValueError, TypeError):
+                    inside = False
+                if not inside:
+                    raise ConfigError(f"{where} lies outside its search space {dist}")
 
     # ---- the study ----
 
@@ -354,12 +362,14 @@ class OptunaSearch:
         print(f"dashboard: {dashboard_command(self.storage_url)}", flush=True)
 
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
+        quiet_optuna()
         created = not self.sweep_dir.exists()
         started = False
         try:
             self.check_settings()
             space = SearchSpace.parse(self.settings.get("params"), list(arguments))
             self.check_keys(space)
+            self.check_enqueued(space)
             study = self.open_study(space)
             self.sweep_dir.mkdir(parents=True, exist_ok=True)
             self.write_study_file()
@@ -377,6 +387,15 @@ class OptunaSearch:
                 shutil.rmtree(self.sweep_dir, ignore_errors=True)
             raise_for_user(error)
             raise
+
+
+def quiet_optuna() -> None:
+    """Optuna warns that heartbeats are experimental and meant for Study.optimize; this loop records them
+    itself (Heartbeat), so the two warnings say nothing to a user."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"Argument ``heartbeat_interval`` is an experimental feature")
+    warnings.filterwarnings("ignore", message=r"Heartbeat of storage is supposed to be used with Study.optimize")
 
 
 def raise_for_user(error: GenlabError) -> None:
