@@ -46,10 +46,14 @@ class Run:
     @property
     def interrupted_checkpoint(self) -> Path | None:
         """The checkpoint an interrupted run resumes from (genlab.callbacks.interrupt writes it on Ctrl-C/SIGTERM)."""
-        if self.status == "completed":
+        if self.status in ("completed", "pruned"):
             return None
         checkpoint = self.folder / "checkpoints" / "interrupted.ckpt"
         return checkpoint if self.status == "interrupted" or checkpoint.is_file() else None
+
+
+# overrides that steer how a run was launched, not what it trained (a re-run sweep's flag)
+NOT_SETTINGS = ("resume_sweep=",)
 
 
 def find_runs(root: Path) -> list[Run]:
@@ -61,7 +65,7 @@ def find_runs(root: Path) -> list[Run]:
                 folder=path.parent,
                 name=str(path.parent.relative_to(root)) if path.parent != root else path.parent.name,
                 status=summary["status"],
-                overrides=summary.get("overrides", []),
+                overrides=[o for o in summary.get("overrides", []) if not o.startswith(NOT_SETTINGS)],
                 metrics=summary.get("metrics", {}),
                 optimized_metric=summary.get("optimized_metric"),
                 error=summary.get("error"),
@@ -196,8 +200,12 @@ def write_csv(runs: Sequence[Run], columns: list[str], path: Path) -> None:
 def unfinished_sections(runs: Sequence[Run]) -> list[str]:
     """Markdown for runs that did not complete: interrupted ones resume from their checkpoint, failed ones re-run."""
     interrupted = [(r, c) for r in runs if (c := r.interrupted_checkpoint)]
-    failed = [r for r in runs if r.status != "completed" and not r.interrupted_checkpoint]
+    failed = [r for r in runs if r.status not in ("completed", "pruned") and not r.interrupted_checkpoint]
+    pruned = [r for r in runs if r.status == "pruned"]
     lines: list[str] = []
+    if pruned:  # stopped early by an Optuna pruner: nothing to re-run
+        lines += ["", "## Pruned trials", ""]
+        lines += [f"- `{run.name}` (`{run.label}`): {first_line(run.error)}" for run in pruned]
     if interrupted:
         lines += ["", "## Interrupted runs", ""]
         for run, checkpoint in interrupted:
@@ -294,12 +302,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     columns = metric_columns(runs, objective)
     write_csv(runs, columns, out / "report.csv")
     write_markdown(runs, columns, objective, args.folder, plot, out / "report.md")
+    study_plot = append_study(args.folder, out)
     completed = sum(r.status == "completed" for r in runs)
+    pruned = sum(r.status == "pruned" for r in runs)
     interrupted = sum(r.interrupted_checkpoint is not None for r in runs)
-    failed = len(runs) - completed - interrupted
-    print(f"{len(runs)} runs ({completed} completed, {failed} failed, {interrupted} interrupted), {sort_order(runs, objective)}")
-    print(f"wrote {out / 'report.md'}, {out / 'report.csv'}" + (f", {plot}" if plot else ""))
+    failed = len(runs) - completed - pruned - interrupted
+    print(f"{len(runs)} runs ({completed} completed, {pruned} pruned, {failed} failed, {interrupted} interrupted),"
+          f" {sort_order(runs, objective)}")
+    print(f"wrote {out / 'report.md'}, {out / 'report.csv'}" + "".join(f", {p}" for p in (plot, study_plot) if p))
     return 0
+
+
+def append_study(folder: Path, out: Path) -> Path | None:
+    """An Optuna search's folder: its study's ranking, parameter importances and objective plot, after the runs."""
+    from genlab.search.study_report import load_study, markdown, plot_trials
+
+    try:
+        study = load_study(folder)
+    except Exception as error:  # the study's storage is gone or unreachable: the runs' report stands alone
+        print(f"genlab report: the study recorded in {folder}/study.yaml cannot be read ({first_line(str(error))})", file=sys.stderr)
+        return None
+    if study is None:
+        return None
+    plot = plot_trials(study, out / "report_study.png")
+    with open(out / "report.md", "a") as handle:
+        handle.write("\n".join(markdown(study, plot, out)) + "\n")
+    print(f"study {study.name}: {len(study.finished)} of {len(study.trials)} trials completed;"
+          f" most important parameter: {next(iter(study.importances), 'not known yet')}")
+    return plot
 
 
 if __name__ == "__main__":

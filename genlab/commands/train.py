@@ -89,7 +89,7 @@ def record_failure(cfg: DictConfig, error: BaseException, mistake: GenlabError |
 @hydra_app("train", on_failure=record_failure)
 def main(cfg: DictConfig) -> float | None:
     from genlab.run.resume import with_run_config
-    from genlab.search.pruning import TrialPruned
+    from genlab.search.outcomes import TrialPruned
     from genlab.search.rerun import earlier_result, record_pruned, resumed_in_place
 
     earlier = earlier_result(cfg)  # resume_sweep=true: a job that completed before is not trained again ...

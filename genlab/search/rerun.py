@@ -18,7 +18,7 @@ from omegaconf import DictConfig, open_dict
 
 from genlab.errors import in_sweep
 from genlab.run.summary import FILENAME, read_summary, write_summary
-from genlab.search.pruning import TrialPruned
+from genlab.search.outcomes import TrialPruned
 
 log = logging.getLogger("genlab")
 

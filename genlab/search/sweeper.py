@@ -28,10 +28,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from genlab.errors import ConfigError, GenlabError
 from genlab.run.summary import FILENAME, read_summary
-from genlab.search.pruning import MetricNotLogged
+from genlab.search.outcomes import MetricNotLogged
 from genlab.search.rerun import resume_checkpoint
 from genlab.search.space import SearchSpace, override_value, trial_overrides
 from genlab.search.storage import dashboard_command, open_storage, storage_url
+from genlab.search.study_report import STUDY_FILE  # `genlab report <folder>` finds the study through it
 from genlab.search.trial import job_environment
 
 log = logging.getLogger("genlab")
@@ -40,10 +41,8 @@ SETTINGS = {
     "study_name", "storage", "direction", "n_trials", "n_jobs", "trial_devices", "heartbeat_interval",
     "sampler", "pruner", "params", "enqueue_trials",
 }
-# written into the search's folder: `genlab report <folder>` finds the study through it
-STUDY_FILE = "study.yaml"
 # user attributes of a trial: how its job ended, its folder, and the interrupted trial it continues
-STATUS, FOLDER, RESUMES = "status", "folder", "resumes"
+STATUS, FOLDER, RESUMES, RESUMES_FOLDER = "status", "folder", "resumes", "resumes_folder"
 # user attributes of the study: the overrides every trial shares, so another command cannot mix in
 FIXED_OVERRIDES, OPTIMIZED_METRIC = "fixed_overrides", "optimized_metric"
 
@@ -63,6 +62,24 @@ def unfinished(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """Interrupted trials that no later trial continues yet."""
     continued = {t.user_attrs.get(RESUMES) for t in trials}
     return [t for t in trials if t.state == TrialState.FAIL and not counts_as_finished(t) and t.number not in continued]
+
+
+def continue_interrupted(study: optuna.Study) -> list[int]:
+    """Enqueue each interrupted trial's parameters again, first in line; the new trial goes on from the
+    old one's checkpoint (resume_overrides). Returns the numbers of the trials continued."""
+    numbers = []
+    for trial in unfinished(study.get_trials(deepcopy=False)):
+        folder = trial.user_attrs.get(FOLDER, f"trial_{trial.number}")
+        study.enqueue_trial(trial.params, user_attrs={RESUMES: trial.number, RESUMES_FOLDER: folder})
+        numbers.append(trial.number)
+    return numbers
+
+
+def resume_overrides(user_attrs: Mapping[str, Any], sweep_dir: Path) -> list[str]:
+    """`ckpt_path=<sweep>/trial_<n>/checkpoints/...` for a trial that continues interrupted trial n."""
+    folder = user_attrs.get(RESUMES_FOLDER)
+    checkpoint = None if folder is None else resume_checkpoint(sweep_dir / folder)
+    return [] if checkpoint is None else [f"ckpt_path={override_value(str(checkpoint))}"]
 
 
 class StopOnSignal:
@@ -271,20 +288,13 @@ class OptunaSearch:
         return self.settings["n_trials"] - taken
 
     def enqueue_unfinished(self, study: optuna.Study) -> None:
-        """Interrupted trials come back first, with their parameters, to go on from their checkpoints."""
         if self.heartbeat and self.heartbeat.enabled:
-            optuna.storages.fail_stale_trials(study)
-        for trial in unfinished(study.get_trials(deepcopy=False)):
-            log.info("trial %d was interrupted: it goes on from its checkpoint", trial.number)
-            study.enqueue_trial(trial.params, user_attrs={RESUMES: trial.number})
+            optuna.storages.fail_stale_trials(study)  # trials whose process died, known by their missed heartbeats
+        for number in continue_interrupted(study):
+            log.info("trial %d was interrupted: it goes on from its checkpoint", number)
 
     def overrides(self, trial: optuna.Trial, space: SearchSpace, slot: int) -> list[str]:
-        overrides = space.fixed + trial_overrides(trial.params)
-        resumes = trial.user_attrs.get(RESUMES)
-        if resumes is not None:
-            checkpoint = resume_checkpoint(self.sweep_dir / f"trial_{resumes}")
-            if checkpoint is not None:
-                overrides.append(f"ckpt_path={override_value(str(checkpoint))}")
+        overrides = space.fixed + trial_overrides(trial.params) + resume_overrides(trial.user_attrs, self.sweep_dir)
         devices = self.settings.get("trial_devices")
         if devices:
             overrides.append(f"trainer.devices=[{list(devices)[slot % len(devices)]}]")
