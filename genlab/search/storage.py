@@ -39,8 +39,6 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> Any:
                 raise FileNotFoundError(f"folder {path.parent} does not exist")
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}} if url.startswith("sqlite") else None
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": 2 * heartbeat_interval} if heartbeat_interval else {}
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
     except Exception as error:

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 from genlab.errors import ConfigError, GenlabError
+from genlab.run.folder import first_missing
 from genlab.run.summary import FILENAME, read_summary
 from genlab.search.outcomes import MetricNotLogged
 from genlab.search.rerun import resume_checkpoint
@@ -190,9 +191,12 @@ class OptunaSearch:
             return
         for key, override in zip(space.distributions, every):
             error = composes([override])
-            if error is not None:
-                hint = f" (add it with +{key.lstrip('+')}=... if it is new)" if not key.startswith("+") else ""
-                raise ConfigError(f"hydra.sweeper.params.{key} cannot be searched: {first_line(error)}{hint}")
+            if error is None:
+                continue
+            if any("not in struct" in str(e) for e in (error, error.__cause__, error.__context__) if e is not None):
+                raise ConfigError(
+                    f"hydra.sweeper.params.{key}: {key} is not a key of the config; fix its name, or add it with +{key}=... if it is new")
+            raise ConfigError(f"hydra.sweeper.params.{key} cannot be searched: {first_line(error)}")
         raise ConfigError(f"hydra.sweeper.params cannot be composed together: {first_line(composes(every))}")
 
     def check_enqueued(self, space: SearchSpace) -> None:
@@ -214,6 +218,8 @@ class OptunaSearch:
 
     def open_study(self, space: SearchSpace) -> optuna.Study:
         name, url = self.settings["study_name"], storage_url(self.settings.get("storage"), self.sweep_dir)
+        if not self.settings.get("storage"):
+            self.sweep_dir.mkdir(parents=True, exist_ok=True)  # the default database lives in the search's folder
         storage = open_storage(url, self.settings.get("heartbeat_interval"))
         self.storage_url = url
         exists = name in optuna.get_all_study_names(storage)
@@ -269,8 +275,8 @@ class OptunaSearch:
         try:
             return instantiate(node)
         except Exception as error:
-            cause = error.__cause__ or error
-            raise ConfigError(f"hydra.sweeper.{key} cannot be built: {first_line(cause)}") from error
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
+            raise ConfigError(f"hydra.sweeper.{key} cannot be built: {' '.join(lines) or type(error).__name__}") from error
 
     def write_study_file(self) -> None:
         """study.yaml in the search's folder: where `genlab report` and optuna-dashboard find the study."""
@@ -373,7 +379,7 @@ class OptunaSearch:
 
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
         quiet_optuna()
-        created = not self.sweep_dir.exists()
+        created = first_missing(self.sweep_dir)  # removed again if the search is refused before its first trial
         started = False
         try:
             self.check_settings()
@@ -393,8 +399,8 @@ class OptunaSearch:
                 raise stop
             return returns
         except GenlabError as error:
-            if created and not started:
-                shutil.rmtree(self.sweep_dir, ignore_errors=True)
+            if created is not None and not started:
+                shutil.rmtree(created, ignore_errors=True)
             raise_for_user(error)
             raise
 
@@ -404,6 +410,7 @@ def quiet_optuna() -> None:
     itself (Heartbeat), so the two warnings say nothing to a user."""
     import warnings
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # genlab prints the study's state itself, at the end
     warnings.filterwarnings("ignore", message=r"Argument ``heartbeat_interval`` is an experimental feature")
     warnings.filterwarnings("ignore", message=r"Heartbeat of storage is supposed to be used with Study.optimize")
 
