@@ -1,4 +1,4 @@
-"""Sweeps through `genlab train -m` and the Optuna sweeper; `genlab report` over their folders."""
+"""Sweeps through `genlab train -m`; `genlab report` over their folders (Optuna searches: tests/test_search.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from genlab.commands.report import main as report_main
 
@@ -75,22 +74,6 @@ def test_report_sorts_by_the_objective_in_its_direction(tmp_path):
 def test_report_on_a_folder_without_runs_says_so(tmp_path, capsys):
     assert report_main([str(tmp_path)]) == 2
     assert "no runs" in capsys.readouterr().err
-
-
-def test_optuna_search_optimizes_the_metric_train_returns(tmp_path):
-    result = genlab("train", "model=vae", "hparams_search=vae_optuna", "hydra.sweeper.n_trials=2",
-                    "hydra.sweeper.sampler.n_startup_trials=1", "debug=limit", "trainer.enable_progress_bar=false",
-                    "~callbacks.progress_bar", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    (sweep,) = (tmp_path / "outputs" / "debug" / "multiruns").iterdir()
-    # trial folders are short; each trial's overrides are in its summary.json
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["trial_0", "trial_1"]
-    assert f"compare the runs: genlab report {sweep.relative_to(tmp_path)}\n" in result.stdout
-    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    summaries = [json.loads(p.read_text()) for p in sweep.rglob("summary.json")]
-    assert len(summaries) == 2 and all(s["optimized_metric"] == "val/loss" for s in summaries)
-    assert best["best_value"] == pytest.approx(min(s["metrics"]["val/loss"] for s in summaries), rel=1e-5)
-    assert set(best["best_params"]) == {"optimizer.lr", "model.latent_dim", "data.batch_size"}
 
 
 def test_report_plots_every_family_against_generator_updates_not_the_loggers_step(tmp_path):

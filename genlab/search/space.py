@@ -1,7 +1,7 @@
 """The search space: `hydra.sweeper.params` (and sweep syntax on the command line) as Optuna distributions.
 
 The syntax is Hydra's own sweep grammar, so the presets read as they did with hydra-optuna-sweeper:
-`interval(1e-4, 1e-2)`, `tag(log, interval(1e-5, 1e-2))`, `choice(32, 64)`, `range(1, 9, 2)`, or
+`interval(1e-4, 1e-2)`, `tag(log, interval(1e-5, 1e-2))`, `tag(int, interval(1, 9))`, `choice(32, 64)`, `range(1, 9, 2)`, or
 `a,b,c` on the command line. A plain value is not searched: every trial gets it.
 """
 
@@ -33,7 +33,7 @@ def distribution(key: str, sweep: Any) -> BaseDistribution:
         if not low < high or (log and low <= 0):
             expected = "0 < low < high for a log interval" if log else "low < high"
             raise ConfigError(f"hydra.sweeper.params.{key}=interval({low}, {high}) is not valid: it must have {expected}")
-        if is_integer(low) and is_integer(high):
+        if "int" in sweep.tags:  # Hydra reads interval bounds as floats; tag(int, interval(a, b)) asks for integers
             return IntDistribution(int(low), int(high), log=log)
         return FloatDistribution(float(low), float(high), log=log)
     if isinstance(sweep, RangeSweep):
