@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -148,8 +149,12 @@ def test_a_grid_sweep_run_again_with_resume_sweep_runs_only_its_failed_job(tmp_p
     assert [summary(sweep / f"job_{n}")["status"] for n in (0, 1)] == ["completed", "failed"]
     kept = {p: p.stat().st_mtime_ns for p in (sweep / "job_0").rglob("*") if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log"}
     make_mnist(tmp_path / "data")
+    # the report of the sweep names the command that runs it again in its folder
+    assert report_main([str(sweep)]) == 0
+    (command,) = [line.strip() for line in (sweep / "report.md").read_text().splitlines() if line.startswith("    genlab train -m")]
+    assert command.endswith(f"resume_sweep=true hydra.sweep.dir={sweep}")
 
-    again = genlab(*args, "resume_sweep=true", cwd=tmp_path)
+    again = genlab(*shlex.split(command)[1:], cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert [summary(sweep / f"job_{n}")["status"] for n in (0, 1)] == ["completed", "completed"]
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # job 0: not one file written again

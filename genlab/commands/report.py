@@ -229,7 +229,25 @@ def write_markdown(runs: Sequence[Run], columns: list[str], objective: str | Non
     if plot:
         lines += ["", f"![every run's curve]({plot.name})"]
     lines += unfinished_sections(runs)
+    again = sweep_rerun_command(root)
+    if again and any(r.status not in ("completed", "pruned") for r in runs):
+        lines += ["", "Or the whole sweep again, in its folder: jobs that completed are skipped, interrupted and failed"
+                  " ones go on from their last checkpoint (or start over without one):", "", f"    {again}"]
     path.write_text("\n".join(lines) + "\n")
+
+
+def sweep_rerun_command(root: Path) -> str | None:
+    """For a grid sweep's folder (Hydra's multirun.yaml in it): its own command with resume_sweep=true."""
+    path = root / "multirun.yaml"
+    if not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    overrides = OmegaConf.to_container(OmegaConf.load(path).hydra.overrides, resolve=False)
+    task = [o for o in overrides.get("task", []) if not o.startswith("resume_sweep=")]
+    steering = [o for o in overrides.get("hydra", []) if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
+    words = [*task, *steering, "resume_sweep=true", f"hydra.sweep.dir={hydra_value(str(root))}"]
+    return " ".join(["genlab", "train", "-m", *map(shlex.quote, words)])
 
 
 # the common axis of every family: generator updates (genlab.modules.base.GenerativeModule counts them)
