@@ -24,7 +24,11 @@ class TrainingInterrupted(GenlabError):
 
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
+        self.signum = signum
         self.exit_code = 128 + signum  # the shell's convention for "ended by signal N"
+
+    def __reduce__(self) -> tuple:  # a sweep job in another process (hydra/launcher=parallel) sends it back
+        return (type(self), (str(self), self.signum))
 
 
 class GracefulInterrupt(pl.Callback):

@@ -83,6 +83,12 @@ def resume_overrides(user_attrs: Mapping[str, Any], sweep_dir: Path) -> list[str
     return [] if checkpoint is None else [f"ckpt_path={override_value(str(checkpoint))}"]
 
 
+def abandon(study: optuna.Study, trial: optuna.Trial) -> None:
+    """A trial whose job never reported back: failed as interrupted, so the next command continues it."""
+    trial.set_user_attr(STATUS, "interrupted")
+    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+
 class StopOnSignal:
     """SIGINT/SIGTERM between trials: finish what runs, ask for no more (a second signal stops at once).
 
@@ -352,7 +358,12 @@ class OptunaSearch:
                 for trial in trials:
                     self.heartbeat.add(trial._trial_id)
                 batch = [self.overrides(trial, space, slot) for slot, trial in enumerate(trials)]
-                results = self.launcher.launch(batch, initial_job_idx=trials[0].number)
+                try:
+                    results = self.launcher.launch(batch, initial_job_idx=trials[0].number)
+                except BaseException:  # a second Ctrl-C, a launcher's failure: these trials are to be run again
+                    for trial in trials:
+                        abandon(study, trial)
+                    raise
                 returns.append(results)
                 stops = [self.settle(study, trial, result) for trial, result in zip(trials, results)]
                 self.heartbeat.trial_ids.clear()
