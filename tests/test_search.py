@@ -84,7 +84,7 @@ def completed_trials(study_folder: Path) -> int:
 
 
 def test_a_search_stopped_after_two_trials_is_continued_to_four_by_the_same_command(tmp_path):
-    command = [GENLAB, "train", *SEARCH, "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=null",
+    command = [GENLAB, "train", *SEARCH, "hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=none",
                "hydra.sweeper.sampler.n_startup_trials=2"]
     with open(tmp_path / "first.err", "w") as errors:
         search = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=errors)
