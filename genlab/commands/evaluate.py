@@ -115,7 +115,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "protocol": {
             "data": datamodule.name, "split": cfg.split, "n_generated": cfg.n_samples, "n_real": n_real,
             "extractor": name, "extractor_source": getattr(extractor, "source", classifier_facts["path"]),
-            "seed": cfg.seed, "sampler": sampler, "kid_subset_size": kid_subset_size,
+            "seed": cfg.seed, "sampler": model.sampler_settings(sampler), "kid_subset_size": kid_subset_size,
             "weights": "ema" if model.ema is not None and model.samples_from_ema else "raw",
             "kid_subsets": cfg.kid_subsets, "pr_k": cfg.pr_k,
             "classifier_test_accuracy": classifier_facts["test_accuracy"],

@@ -3,6 +3,7 @@
 Conditional models get one row per class; every model gets `n_interpolations` rows that walk
 between two noise draws (a smooth walk means the model learned a continuous mapping, not a
 lookup of training images). `sampler={...}` holds the family's sampler options, if it has any.
+Many-step families (diffusion, flow matching) add a strip of the sampler's trajectory, noise to image.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def sample(cfg: DictConfig) -> dict[str, Path]:
     save_image(images, written["grid"], nrow=nrow, normalize=True, value_range=(-1, 1))
     strip = interpolation_strip(model, cfg.n_interpolations, cfg.interpolation_steps, generator, options)
     save_image(strip, written["interpolation"], nrow=cfg.interpolation_steps, normalize=True, value_range=(-1, 1))
+    # many-step families: each row one sample from its noise through the sampler's steps to the image
+    frames = model.trajectory(cfg.trajectory_rows, cfg.trajectory_frames, generator, **options)
+    if frames is not None:
+        written["trajectory"] = out / f"trajectory_seed{cfg.seed}.png"
+        save_image(frames.flatten(0, 1), written["trajectory"], nrow=cfg.trajectory_frames, normalize=True,
+                   value_range=(-1, 1))
     for name, path in written.items():
         log.info("%-13s %s", name, path)
     return written

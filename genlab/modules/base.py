@@ -138,6 +138,18 @@ class GenerativeModule(pl.LightningModule):
         named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         return [p.name for p in parameters if p.kind in named and p.name not in _DECODE_INPUTS]
 
+    def sampler_settings(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The sampler settings a sample() call with `options` uses, as `genlab eval` records them in
+        metrics.json: the options given here; many-step families add their defaults and step counts."""
+        return dict(options or {})
+
+    def trajectory(
+        self, n: int, frames: int, generator: torch.Generator | None = None, **options: Any
+    ) -> Tensor | None:
+        """(n, frames, C, H, W): `n` samples on their way from noise to image, for `genlab sample`'s
+        trajectory strip; None for families that make an image in one pass."""
+        return None
+
     @torch.no_grad()
     def sample(
         self,
