@@ -166,6 +166,14 @@ def test_a_grid_sweep_run_again_with_resume_sweep_runs_only_its_failed_job(tmp_p
     assert "resume_sweep" not in (sweep / "report.md").read_text()  # how it was launched is no setting of the run
 
 
+def test_the_report_offers_a_search_trial_a_single_run_command_not_a_new_search(tmp_path):
+    from genlab.commands.report import Run, rerun_command, resume_command
+
+    run = Run(tmp_path / "trial_3", "trial_3", "failed", ["model=vae", "hparams_search=vae_optuna", "optimizer.lr=0.001"], {}, "val/loss", None)
+    assert rerun_command(run) == "genlab train model=vae optimizer.lr=0.001"
+    assert resume_command(run, tmp_path / "last.ckpt") == f"genlab train model=vae optimizer.lr=0.001 ckpt_path={tmp_path / 'last.ckpt'}"
+
+
 def test_resume_sweep_continues_an_unfinished_job_from_its_checkpoint_in_its_own_folder(tmp_path, monkeypatch):
     from omegaconf import OmegaConf
 

@@ -161,14 +161,19 @@ def hydra_value(text: str) -> str:
     return "'" + text.replace("'", "\\'") + "'"
 
 
+def single_run(overrides: Sequence[str]) -> list[str]:
+    """A search trial's overrides as one run: without hparams_search=..., which would start a whole search."""
+    return [o for o in overrides if not o.startswith("hparams_search=")]
+
+
 def rerun_command(run: Run) -> str:
     """The shell command that trains a failed run again from scratch, with its overrides."""
-    return " ".join(["genlab", "train", *map(shlex.quote, run.overrides)])
+    return " ".join(["genlab", "train", *map(shlex.quote, single_run(run.overrides))])
 
 
 def resume_command(run: Run, checkpoint: Path) -> str:
     """The shell command that resumes an interrupted run from its checkpoint (an older ckpt_path gives way)."""
-    overrides = [o for o in run.overrides if not o.startswith("ckpt_path=")]
+    overrides = [o for o in single_run(run.overrides) if not o.startswith("ckpt_path=")]
     overrides.append(f"ckpt_path={hydra_value(str(checkpoint))}")
     return " ".join(["genlab", "train", *map(shlex.quote, overrides)])
 
