@@ -24,6 +24,10 @@ and trainer.benchmark=true), against the genlab path without it: (genlab+option/
 (genlab/plain) of the same repeat, the plain steps serving as the yardstick. Beside it, the time
 the warm-up batches took in the first repeat (torch.compile compiles there).
 
+Sampling (the many-step families, model=ddpm, flow, cddpm, cflow): images/s of `module.sample` for
+each sampler and step count in SAMPLERS, the best of the repeats, with the UNet's EMA swapped in as
+`genlab eval` samples; its network evaluations per image beside it.
+
 Start-up: the wall time of `genlab --help`, `genlab train --help`, and from launching
 `genlab train` to its first step.
 
@@ -36,6 +40,7 @@ start-up.
     python scripts/benchmark.py
     python scripts/benchmark.py --device cuda --batches 300 --json benchmark.json
     python scripts/benchmark.py --models vae --batches 200 --options none --no-startup
+    python scripts/benchmark.py --models ddpm flow --options none --no-startup --sample-images 100
 """
 
 from __future__ import annotations
@@ -78,6 +83,13 @@ SPEED_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cudnn.benchmark": (("trainer.benchmark=true",), ("cuda",)),
 }
 
+# the sampler settings timed for the many-step families: model -> (method, steps)
+_DDPM_SAMPLERS = (("ddpm", 100), ("ddim", 20), ("ddim", 50), ("dpm++", 10), ("dpm++", 20))
+_FLOW_SAMPLERS = (("euler", 20), ("euler", 50), ("heun", 10), ("heun", 25))
+SAMPLERS: dict[str, tuple[tuple[str, int], ...]] = {
+    "ddpm": _DDPM_SAMPLERS, "cddpm": _DDPM_SAMPLERS, "flow": _FLOW_SAMPLERS, "cflow": _FLOW_SAMPLERS,
+}
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,6 +104,8 @@ def parse_args() -> argparse.Namespace:
         "--options", nargs="+", default=["all"], metavar="OPTION",
         help=f"speed options to measure: all (those that apply to the device), none, or some of {', '.join(SPEED_OPTIONS)}",
     )
+    parser.add_argument("--sample-images", type=int, default=100,
+                        help="images per timed sampling call (many-step families: ddpm, flow, cddpm, cflow)")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurements")
     parser.add_argument("--json", type=Path, help="also save every measurement here")
     args = parser.parse_args()
@@ -219,6 +233,38 @@ def measure_throughput(args: argparse.Namespace, device: torch.device, options: 
     return results
 
 
+# --- sampling (many-step families) -------------------------------------------------------------
+
+
+def measure_sampling(args: argparse.Namespace, device: torch.device) -> dict[str, list[dict[str, float | str]]]:
+    """Images/s of `sample()` per sampler and step count, best of `repeats` calls of `--sample-images` images
+    (an untrained UNet: the speed does not depend on the weights)."""
+    from genlab.builder import build_module
+
+    results: dict[str, list[dict[str, float | str]]] = {}
+    for model in (m for m in args.models if m in SAMPLERS):
+        with tempfile.TemporaryDirectory(prefix="genlab-bench-") as scratch:
+            cfg = compose_train(model, args.batch_size, device, 1, Path(scratch))
+        module = build_module(cfg).to(device)
+        module.sample(2, generator=torch.Generator().manual_seed(0), steps=1)  # first-call set-up, untimed
+        results[model] = []
+        for method, steps in SAMPLERS[model]:
+            seconds = []
+            for repeat in range(args.repeats):
+                start = time.perf_counter()
+                module.sample(args.sample_images, generator=torch.Generator().manual_seed(repeat), method=method, steps=steps)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                seconds.append(time.perf_counter() - start)
+            settings = module.sampler_settings({"method": method, "steps": steps})
+            row = {"method": method, "steps": steps, "evaluations": settings["evaluations"],
+                   "images_per_second": args.sample_images / min(seconds),
+                   "seconds_per_1000_images": 1000 * min(seconds) / args.sample_images}
+            results[model].append(row)
+            print(f"  sampling {model:<6} {method:>6} {steps:>4} steps: {row['images_per_second']:8.1f} img/s", file=sys.stderr)
+    return results
+
+
 # --- start-up --------------------------------------------------------------------------------------
 
 
@@ -286,10 +332,11 @@ def main() -> int:
     warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     results = measure_throughput(args, device, speed_options(args.options, device))
+    sampling = measure_sampling(args, device)
     startup = {} if args.no_startup else measure_startup(device, args.repeats)
-    print_report(results, startup, args, device)
+    print_report(results, startup, args, device, sampling)
     if args.json:
-        save_json(args.json, results, startup, args, device)
+        save_json(args.json, results, startup, args, device, sampling)
     return 0
 
 

@@ -25,6 +25,8 @@ from genlab.builder import build_module, build_optimizers
 from genlab.data.datamodule import to_signed_unit
 from genlab.data.sources import LabeledImages
 from genlab.modules.base import GenerativeModule
+from genlab.modules.diffusion import DenoisingModule, DiffusionModule
+from genlab.modules.flow import TIME_SCALE
 from genlab.modules.vae import VAEModule
 from genlab.objectives import (
     adversarial_loss,
@@ -105,6 +107,47 @@ def vae_step(module: GenerativeModule, cfg: DictConfig) -> Step:
     return step
 
 
+def denoising_step(module: DenoisingModule, cfg: DictConfig) -> Step:
+    """genlab/modules/diffusion.py's and flow.py's training step without Lightning, written out: the DDPM
+    (eps or v) or flow-matching loss, label dropout for conditional models, gradient-norm clipping
+    (trainer.gradient_clip_val) and the EMA of the UNet after each step, as genlab does; nothing logged."""
+    net = module.denoiser
+    optimizer = build_optimizers(cfg)["generator"](net.parameters())
+    clip = cfg.trainer.get("gradient_clip_val")
+    average = [p.detach().clone() for p in net.parameters()] if module.ema is not None else None
+    decay = module.ema.decay if module.ema is not None else 0.0
+    conditional, dropout, null = module.conditional, module.label_dropout, module.num_classes
+    ddpm = isinstance(module, DiffusionModule)
+    abar = module.schedule.alphas_cumprod.to(next(net.parameters()).device) if ddpm else None
+
+    def step(images: Tensor, labels: Tensor) -> None:
+        if conditional:
+            labels = torch.where(torch.rand(labels.shape, device=labels.device) < dropout, torch.full_like(labels, null), labels)
+        else:
+            labels = None
+        noise = torch.randn_like(images)
+        if ddpm:
+            t = torch.randint(0, len(abar), (len(images),), device=images.device)
+            a = abar[t].view(-1, 1, 1, 1)
+            noisy = a.sqrt() * images + (1 - a).sqrt() * noise
+            target = noise if module.schedule.prediction == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * images
+            prediction = net(noisy, t.float(), labels)
+        else:
+            t = torch.rand(len(images), device=images.device).view(-1, 1, 1, 1)
+            prediction = net((1 - t) * noise + t * images, t.flatten() * TIME_SCALE, labels)
+            target = images - noise
+        loss = (prediction - target).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+        optimizer.step()
+        if average is not None:
+            torch._foreach_lerp_(average, [p.detach() for p in net.parameters()], 1 - decay)
+
+    return step
+
+
 def device_batches(data: LabeledImages, batch_size: int) -> Iterator[Batch]:
     """Endless shuffled batches sliced from the uint8 data set on the device, scaled there, as genlab does."""
     while True:
@@ -147,5 +190,8 @@ def loader_batches(data: LabeledImages, batch_size: int, device: torch.device, w
 def plain_stepper(cfg: DictConfig, batches: Iterator[Batch], device: torch.device) -> Callable[[], None]:
     """One plain-loop training step on the next batch of `batches` per call, with networks of its own."""
     module = networks_of(cfg, device)
-    step = vae_step(module, cfg) if isinstance(module, VAEModule) else adversarial_step(module, cfg)
+    if isinstance(module, DenoisingModule):
+        step = denoising_step(module, cfg)
+    else:
+        step = vae_step(module, cfg) if isinstance(module, VAEModule) else adversarial_step(module, cfg)
     return lambda: step(*next(batches))

@@ -15,7 +15,8 @@ from .measure import Pair, extra_step_milliseconds, repeat_ratios, spread
 
 
 def print_report(
-    results: dict[str, dict[str, list[Pair]]], startup: dict[str, float], args: argparse.Namespace, device: torch.device
+    results: dict[str, dict[str, list[Pair]]], startup: dict[str, float], args: argparse.Namespace, device: torch.device,
+    sampling: dict[str, list[dict]] | None = None,
 ) -> None:
     print(
         f"\n{device.type}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch size {args.batch_size},"
@@ -49,6 +50,15 @@ def print_report(
             cells = [f"{spread(ratios[name])} [{runs[f'genlab+{name}'][0].warmup_seconds:.1f} s]" for name in options]
             without = f"[{runs['genlab'][0].warmup_seconds:.1f} s]"
             print(f"{model:<9}" + "".join(f"{cell:>28}" for cell in cells) + f"{without:>12}")
+    if sampling:
+        print(f"\nsampling: {args.sample_images} images per call, the best of {args.repeats}; NFE: network evaluations per image")
+        header = f"{'model':<9}{'sampler':>8}{'steps':>7}{'NFE':>6}{'img/s':>10}{'s / 1,000 images':>19}"
+        print(header)
+        print("-" * len(header))
+        for model, rows in sampling.items():
+            for row in rows:
+                print(f"{model:<9}{row['method']:>8}{row['steps']:>7}{row['evaluations']:>6}"
+                      f"{row['images_per_second']:>10.1f}{row['seconds_per_1000_images']:>19.1f}")
     if startup:
         print(f"\nstart-up (best of {args.repeats})")
         for name, seconds in startup.items():
@@ -57,7 +67,7 @@ def print_report(
 
 def save_json(
     path: Path, results: dict[str, dict[str, list[Pair]]], startup: dict[str, float], args: argparse.Namespace,
-    device: torch.device,
+    device: torch.device, sampling: dict[str, list[dict]] | None = None,
 ) -> None:
     settings = {k: v for k, v in vars(args).items() if k != "json"}
     machine = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
@@ -71,5 +81,6 @@ def save_json(
         "ratios": {model: {k: statistics.median(v) for k, v in repeat_ratios(runs).items()} for model, runs in results.items()},
         "genlab_extra_ms_per_step": {model: statistics.median(extra_step_milliseconds(runs["genlab"])) for model, runs in results.items()},
         "startup_seconds": startup,
+        "sampling": sampling or {},
     }
     path.write_text(json.dumps(report, indent=2))
