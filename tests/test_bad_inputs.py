@@ -167,6 +167,7 @@ def test_a_bad_input_is_refused_in_one_line_naming_it_and_leaves_everything_as_i
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Traceback" not in output
+    assert "UserWarning" not in output, "a refused input should not reach torch (or warn) first"
     if hydra:
         assert names in result.stderr and "genlab: error:" not in output
     else:

@@ -24,6 +24,7 @@ from genlab.nets.layers import (
     ConditionalBatchNorm2d,
     Projection,
     check_choice,
+    check_latent_dim,
     class_labels,
     maybe_spectral,
     norm_layer,
@@ -45,6 +46,7 @@ class Generator(nn.Module):
         super().__init__()
         check_choice("model.net.generator.conditioning", conditioning, GENERATOR_CONDITIONINGS)
         channels, h4, w4 = quarter_size(image_shape)
+        check_latent_dim(latent_dim)
         self.latent_dim, self.num_classes = latent_dim, num_classes
         self.concat = conditioning == "concat"
         code_width = num_classes if self.concat else 0

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, is_positive_integer, require
 
 NORMS = ("batch", "layer", "none", "spectral")
 
@@ -41,6 +41,11 @@ def norm_layer(norm: str, channels: int, dims: int = 2) -> nn.Module:
 def maybe_spectral(layer: nn.Module, norm: str) -> nn.Module:
     """Wrap a weight layer in spectral normalisation (Miyato et al. 2018) when `norm == 'spectral'`."""
     return nn.utils.parametrizations.spectral_norm(layer) if norm == "spectral" else layer
+
+
+def check_latent_dim(latent_dim: object) -> None:
+    """Refuse a latent size the layers cannot take, before torch builds zero-width layers and warns."""
+    require(is_positive_integer(latent_dim), "model.latent_dim", latent_dim, "a positive integer")
 
 
 def check_choice(key: str, value: str, choices: Sequence[str]) -> None:

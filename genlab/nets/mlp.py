@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from genlab.nets.layers import maybe_spectral, norm_layer, one_hot
+from genlab.nets.layers import check_latent_dim, maybe_spectral, norm_layer, one_hot
 
 
 class Generator(nn.Module):
@@ -25,6 +25,7 @@ class Generator(nn.Module):
         num_classes: int = 0,
     ):
         super().__init__()
+        check_latent_dim(latent_dim)
         self.latent_dim, self.num_classes, self.image_shape = latent_dim, num_classes, tuple(image_shape)
         layers: list[nn.Module] = []
         width = latent_dim + num_classes

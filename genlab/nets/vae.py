@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from genlab.nets.layers import one_hot, quarter_size
+from genlab.nets.layers import check_latent_dim, one_hot, quarter_size
 
 
 class Encoder(nn.Module):
@@ -24,6 +24,7 @@ class Encoder(nn.Module):
             nn.LeakyReLU(0.2, True),
             nn.Flatten(),
         )
+        check_latent_dim(latent_dim)
         self.to_moments = nn.Linear(2 * c * h4 * w4, 2 * latent_dim)
 
     def forward(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -42,6 +43,7 @@ class Decoder(nn.Module):
         channels, h4, w4 = quarter_size(image_shape)
         self.num_classes, c = num_classes, base_channels
         self.start_shape = (2 * c, h4, w4)
+        check_latent_dim(latent_dim)
         self.project = nn.Sequential(nn.Linear(latent_dim + num_classes, 2 * c * h4 * w4), nn.ReLU(True))
         self.upsample = nn.Sequential(
             nn.ConvTranspose2d(2 * c, c, 4, 2, 1),  # -> H/2
