@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -130,12 +131,13 @@ def test_an_interrupted_trial_comes_back_first_with_its_parameters_and_checkpoin
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"")
     (checkpoint.parent / "last.ckpt").write_bytes(b"")
+    os.utime(checkpoint.parent / "last.ckpt", ns=(1, 1))  # the epoch's checkpoint came before the signal's
 
     assert [counts_as_finished(t) for t in study.trials] == [True, False]
     assert continue_interrupted(study) == [1]
     follower = study.ask(distributions)
     assert follower.params == study.trials[1].params and follower.user_attrs["resumes"] == 1
-    assert resume_overrides(follower.user_attrs, tmp_path) == [f"ckpt_path={checkpoint}"]  # interrupted.ckpt before last.ckpt
+    assert resume_overrides(follower.user_attrs, tmp_path) == [f"ckpt_path={checkpoint}"]  # the later checkpoint
     assert unfinished(study.get_trials()) == [] and continue_interrupted(study) == []  # continued once only
 
 
@@ -190,6 +192,9 @@ def test_resume_sweep_continues_an_unfinished_job_from_its_checkpoint_in_its_own
     assert rerun.earlier_result(cfg) is None  # failed: run again ...
     resumed = rerun.resumed_in_place(cfg)
     assert (resumed.ckpt_path, resumed.resume_in) == (str(job / "checkpoints" / "last.ckpt"), "same")  # ... from its checkpoint
+    (job / "checkpoints" / "interrupted.ckpt").write_bytes(b"")  # an older signal's checkpoint gives way to a later epoch's
+    os.utime(job / "checkpoints" / "interrupted.ckpt", ns=(1, 1))
+    assert rerun.resumed_in_place(cfg).ckpt_path == str(job / "checkpoints" / "last.ckpt")
     (job / "summary.json").write_text(json.dumps({"status": "completed", "metrics": {"val/loss": 2.5}}))
     assert rerun.earlier_result(cfg).value == 2.5
     monkeypatch.setattr(rerun, "in_sweep", lambda: False)  # a single run ignores the flag

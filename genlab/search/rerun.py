@@ -50,11 +50,10 @@ def earlier_result(cfg: DictConfig) -> Earlier | None:
 
 
 def resume_checkpoint(folder: Path) -> Path | None:
-    """The checkpoint an unfinished run goes on from: interrupted.ckpt (written on the signal), else last.ckpt."""
-    for name in ("interrupted.ckpt", "last.ckpt"):
-        if (folder / "checkpoints" / name).is_file():
-            return folder / "checkpoints" / name
-    return None
+    """The checkpoint an unfinished run goes on from: the later of interrupted.ckpt (written on a signal)
+    and last.ckpt (every epoch), so that a run resumed once and stopped again loses nothing."""
+    found = [p for p in (folder / "checkpoints" / n for n in ("interrupted.ckpt", "last.ckpt")) if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
 
 
 def resumed_in_place(cfg: DictConfig) -> DictConfig | None:
