@@ -115,6 +115,7 @@ def test_a_search_stopped_after_two_trials_is_continued_to_four_by_the_same_comm
             (follower,) = [t for t in after.trials if t.user_attrs.get("resumes") == trial.number]
             assert follower.params == trial.params
             assert any(o.startswith("ckpt_path=") for o in summary(tmp_path / STUDY / f"trial_{follower.number}")["overrides"])
+            assert summary(tmp_path / STUDY / f"trial_{trial.number}")["continued_in"] == f"trial_{follower.number}"
 
 
 def test_an_interrupted_trial_comes_back_first_with_its_parameters_and_checkpoint(tmp_path):

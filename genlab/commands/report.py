@@ -37,6 +37,7 @@ class Run:
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
     label: str = ""  # the overrides that set this run apart from the others
+    continued_in: str | None = None  # an interrupted search trial that a later trial went on from
 
     @property
     def samples(self) -> Path | None:
@@ -69,6 +70,7 @@ def find_runs(root: Path) -> list[Run]:
                 metrics=summary.get("metrics", {}),
                 optimized_metric=summary.get("optimized_metric"),
                 error=summary.get("error"),
+                continued_in=summary.get("continued_in"),
             )
         )
     return runs
@@ -214,7 +216,8 @@ def unfinished_sections(runs: Sequence[Run]) -> list[str]:
     if interrupted:
         lines += ["", "## Interrupted runs", ""]
         for run, checkpoint in interrupted:
-            lines += [f"- `{run.name}`: {first_line(run.error) or 'interrupted'}", f"  resume: `{resume_command(run, checkpoint)}`"]
+            lines.append(f"- `{run.name}`: {first_line(run.error) or 'interrupted'}")
+            lines.append(f"  continued in `{run.continued_in}`" if run.continued_in else f"  resume: `{resume_command(run, checkpoint)}`")
     if failed:
         lines += ["", "## Failed runs", ""]
         for run in failed:

@@ -9,6 +9,7 @@ inside the job works with any launcher (basic, parallel processes, submitit on a
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -68,6 +69,16 @@ def resumed_in_place(cfg: DictConfig) -> DictConfig | None:
     with open_dict(resumed):
         resumed.ckpt_path, resumed.resume_in = str(checkpoint), "same"
     return resumed
+
+
+def mark_continued(folder: Path, successor: str) -> None:
+    """Note in an interrupted run's summary.json which run went on from its checkpoint (genlab report
+    then offers no resume command for it)."""
+    path = folder / FILENAME
+    if path.is_file():
+        summary = read_summary(path)
+        summary["continued_in"] = successor
+        path.write_text(json.dumps(summary, indent=2))
 
 
 def record_pruned(cfg: DictConfig, pruned: TrialPruned) -> float:

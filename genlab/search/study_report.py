@@ -99,8 +99,11 @@ def markdown(summary: StudySummary, plot: Path | None, report_dir: Path) -> list
     counts: dict[str, int] = {}
     for trial in summary.trials:
         counts[trial.state.name.lower()] = counts.get(trial.state.name.lower(), 0) + 1
+    # a failed trial without the status `failed` was interrupted: a later trial continues it from its checkpoint
+    interrupted = sum(t.state.name == "FAIL" and t.user_attrs.get("status") != "failed" for t in summary.trials)
+    note = f" ({interrupted} of the failed ones interrupted, continued by later trials)" if interrupted else ""
     lines = ["", f"## Study `{summary.name}`", "",
-             f"{summary.direction} `{summary.metric}`; trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ".",
+             f"{summary.direction} `{summary.metric}`; trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + note + ".",
              f"Stored in `{summary.storage}`; open it with `{dashboard_command(summary.storage)}`.", ""]
     params = sorted({name for t in summary.trials for name in t.params})
     header = ["rank", "trial", "state", f"`{summary.metric}`", "generator step", *(f"`{p}`" for p in params)]

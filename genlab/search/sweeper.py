@@ -30,7 +30,7 @@ from genlab.errors import ConfigError, GenlabError
 from genlab.run.folder import first_missing
 from genlab.run.summary import FILENAME, read_summary
 from genlab.search.outcomes import MetricNotLogged
-from genlab.search.rerun import resume_checkpoint
+from genlab.search.rerun import mark_continued, resume_checkpoint
 from genlab.search.space import SearchSpace, override_value, trial_overrides
 from genlab.search.storage import dashboard_command, open_storage, storage_url
 from genlab.search.study_report import STUDY_FILE  # `genlab report <folder>` finds the study through it
@@ -319,6 +319,8 @@ class OptunaSearch:
         failed = result.status == JobStatus.FAILED
         status = summary.get("status") or ("failed" if failed else "completed")
         trial.set_user_attr(FOLDER, folder.name)
+        if trial.user_attrs.get(RESUMES_FOLDER):
+            mark_continued(self.sweep_dir / trial.user_attrs[RESUMES_FOLDER], folder.name)
         error = result._return_value if failed else None
         if status == "completed" and not failed:
             value = result.return_value
@@ -340,7 +342,7 @@ class OptunaSearch:
             return error
         if status == "interrupted":
             stop = GenlabError(
-                f"trial {trial.number} was interrupted ({summary.get('error', '').splitlines()[0] if summary.get('error') else 'stopped'}):"
+                f"trial {trial.number} was interrupted ({first_line(GenlabError(summary.get('error') or 'stopped')).rstrip(':')}):"
                 " run the same command again to continue the study; the trial goes on from its checkpoint")
             stop.exit_code = getattr(error, "exit_code", 1)
             return stop
@@ -378,10 +380,14 @@ class OptunaSearch:
         return returns, None
 
     def report(self, study: optuna.Study) -> None:
-        finished = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-        states = {s.name.lower(): sum(t.state == s for t in study.trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
-        print(f"study {study.study_name}: {states['complete']} complete, {states['pruned']} pruned, {states['fail']} failed"
-              f" ({self.storage_url})", flush=True)
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state == TrialState.COMPLETE]
+        pruned = sum(t.state == TrialState.PRUNED for t in trials)
+        failed = sum(t.state == TrialState.FAIL and counts_as_finished(t) for t in trials)
+        interrupted = sum(t.state == TrialState.FAIL and not counts_as_finished(t) for t in trials)
+        print(f"study {study.study_name}: {len(finished)} complete, {pruned} pruned, {failed} failed"
+              + (f", {interrupted} interrupted (continued by later trials or the next run)" if interrupted else "")
+              + f" ({self.storage_url})", flush=True)
         if finished:
             best = study.best_trial
             params = " ".join(trial_overrides(best.params))
