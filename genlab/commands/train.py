@@ -13,12 +13,11 @@ from genlab.commands.app import hydra_app
 from genlab.errors import GenlabError, is_integer, require
 from genlab.run.folder import check_writable
 from genlab.run.summary import write_summary
+from genlab.search.plugin import register_sweeper
 
 log = logging.getLogger("genlab")
 
 # hparams_search=...: genlab's Optuna sweeper, which Hydra's plugin scan misses in an editable install
-from genlab.search.plugin import register_sweeper  # noqa: E402
-
 register_sweeper()
 
 
