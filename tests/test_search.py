@@ -232,7 +232,7 @@ def test_the_search_space_reads_hydras_sweep_grammar():
     assert space.fixed == ["seed=3"]  # a plain value is given to every trial, not searched
     parser = OverridesParser.create()
     sampled = {"optimizer.lr": 1.2345678901234567e-4, "model/net": "dcgan", "name": "a b,c"}
-    for line, (key, value) in zip(trial_overrides(sampled), sampled.items()):
+    for line, value in zip(trial_overrides(sampled), sampled.values(), strict=True):
         assert parser.parse_override(line).value() == value  # what a trial is given is exactly what Optuna drew
 
 
