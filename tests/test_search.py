@@ -142,6 +142,23 @@ def test_an_interrupted_trial_comes_back_first_with_its_parameters_and_checkpoin
     assert unfinished(study.get_trials()) == [] and continue_interrupted(study) == []  # continued once only
 
 
+def test_a_trial_whose_process_died_is_known_by_its_missed_heartbeats_and_continued(tmp_path):
+    from genlab.search.storage import open_storage
+    from genlab.search.sweeper import Heartbeat, continue_interrupted, quiet_optuna
+
+    quiet_optuna()
+    storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=1)  # stale after 2 s without a beat
+    study = optuna.create_study(study_name="s", storage=storage)
+    dead = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)})
+    Heartbeat(storage, 1).add(dead._trial_id)  # it beat once, then its machine went away
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[0].state == TrialState.RUNNING  # beating recently: alive
+    time.sleep(3.5)  # the grace period, 2 s, at the database clock's one-second resolution
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[0].state == TrialState.FAIL and "status" not in study.trials[0].user_attrs
+    assert continue_interrupted(study) == [0]  # run again with its parameters, like an interrupted trial
+
+
 def test_a_grid_sweep_run_again_with_resume_sweep_runs_only_its_failed_job(tmp_path):
     # job 1 fails for want of its data set; once the files are there, the re-run trains it and leaves job 0 alone
     sweep = tmp_path / "outputs" / "sweep"

@@ -423,13 +423,14 @@ class OptunaSearch:
 
 
 def quiet_optuna() -> None:
-    """Optuna warns that heartbeats are experimental and meant for Study.optimize; this loop records them
-    itself (Heartbeat), so the two warnings say nothing to a user."""
+    """Optuna warns that heartbeats (and failing stale trials) are experimental and meant for
+    Study.optimize; this loop records them itself (Heartbeat), so the warnings say nothing to a user."""
     import warnings
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # genlab prints the study's state itself, at the end
     warnings.filterwarnings("ignore", message=r"Argument ``heartbeat_interval`` is an experimental feature")
     warnings.filterwarnings("ignore", message=r"Heartbeat of storage is supposed to be used with Study.optimize")
+    warnings.filterwarnings("ignore", message=r".*fail_stale_trials is experimental")
 
 
 def raise_for_user(error: GenlabError) -> None:
