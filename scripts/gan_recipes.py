@@ -44,9 +44,23 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     # conditional: --recipes cgan acgan (the table gains a label-accuracy column)
     "cgan": ("cgan (projection D, CBN G)", ["model=cgan"]),
     "acgan": ("acgan (auxiliary classifier)", ["model=acgan"]),
+    # every other family with an EMA of the network that makes images: the gallery's recipes
+    "gan_ema": ("gan + EMA", ["model=gan", *EMA]),
+    "cgan_ema": ("cgan + EMA", ["model=cgan", *EMA]),
+    "acgan_ema": ("acgan + EMA", ["model=acgan", *EMA]),
+    "lsgan_ema": ("lsgan + EMA", ["model=lsgan", *EMA]),
+    "sngan_ema": ("sngan + EMA", ["model=sngan", *EMA]),
+    "wgan_ema": ("wgan + EMA", ["model=wgan", *EMA]),
+    "wgan_gp_ema": ("wgan_gp + EMA", ["model=wgan_gp", *EMA]),
+    "rpgan_ema": ("rpgan + EMA", ["model=rpgan", *EMA]),
+    "vae_ema": ("vae + EMA", ["model=vae", *EMA]),
+    "cvae_ema": ("cvae + EMA", ["model=cvae", *EMA]),
 }
 # issue 13's table: what each trick adds to DCGAN, and the modern and classic baselines
 DEFAULT_RECIPES = ["dcgan", "dcgan_ema", "dcgan_ema_diffaugment", "rpgan", "wgan_gp", "sngan"]
+# scripts/model_gallery.py: each family's best recipe by the table
+GALLERY_RECIPES = ["gan_ema", "cgan_ema", "acgan_ema", "dcgan_ema_diffaugment", "lsgan_ema", "sngan_ema", "wgan_ema",
+                   "wgan_gp_ema", "rpgan_ema", "vae_ema", "cvae_ema"]
 # what every run shares besides the budget and the seed (the batch size is added from --batch-size)
 COMMON = ["data=mnist_mini", "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
 # --smoke: seconds instead of minutes, for checking the script (the numbers mean nothing)
@@ -272,6 +286,7 @@ def strip(rows: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> P
         if picture is None or not picture.is_file():
             continue
         caption = RECIPES[recipe][0] + (f"  FID {row['fid']:.1f}" if row.get("fid") is not None else "")
+        caption += f"  cov {row['coverage_entropy']:.2f}" if row.get("coverage_entropy") is not None else ""
         grids.append((caption, Image.open(picture).convert("RGB")))
         (path.parent / "grids").mkdir(exist_ok=True)
         shutil.copy(picture, path.parent / "grids" / f"{recipe}.png")
