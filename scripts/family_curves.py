@@ -87,26 +87,28 @@ def train(args: argparse.Namespace, family: str, run_dir: Path) -> None:
 
 def timed_checkpoints(run_dir: Path) -> list[Path]:
     """The run's time-interval checkpoints, in training order (their step in the name)."""
-    found = list((run_dir / "checkpoints").glob("timed_*.ckpt"))
+    found = [path for path in (run_dir / "checkpoints").glob("timed_*.ckpt") if re.fullmatch(r"timed_\d+\.ckpt", path.name)]
     return sorted(found, key=lambda path: int(re.search(r"timed_(\d+)", path.name).group(1)))
 
 
 def evaluate(args: argparse.Namespace, family: str, checkpoint: Path, minutes: float) -> dict[str, Any]:
-    out = checkpoint.parent.parent / "eval" / checkpoint.stem
+    out = checkpoint.parent.parent / "eval" / f"{checkpoint.stem}_{args.eval_samples}"
     sampler = [f"sampler={args.sampler}"] if args.sampler and family in ("flow", "ddpm", "cflow", "cddpm") else []
-    start = time.perf_counter()
-    result = genlab(args, "eval", f"ckpt_path={checkpoint}", "extractor=classifier", "split=test",
-                    f"n_samples={args.eval_samples}", f"seed={args.seed}", "progress=false", *sampler, f"hydra.run.dir={out}")
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"genlab eval {checkpoint} failed:\n{result.stderr[-3000:]}")
+    start, seconds = time.perf_counter(), None
+    if not (out / "metrics.json").is_file():  # a point judged before (same folder) is read back, not judged again
+        result = genlab(args, "eval", f"ckpt_path={checkpoint}", "extractor=classifier", "split=test",
+                        f"n_samples={args.eval_samples}", f"seed={args.seed}", "progress=false", *sampler,
+                        f"hydra.run.dir={out}")
+        seconds = round(time.perf_counter() - start, 1)
+        if result.returncode != 0:
+            raise SystemExit(f"genlab eval {checkpoint} failed:\n{result.stderr[-3000:]}")
     report = json.loads((out / "metrics.json").read_text())
     settings = report["protocol"].get("sampler") or {}
     steps = re.search(r"timed_(\d+)", checkpoint.name)
     return {"family": family, "minutes": round(minutes, 2), "checkpoint": str(checkpoint),
             "generator_steps": int(steps.group(1)) if steps else None,
             "sampler": json.dumps({k: v for k, v in settings.items() if k != "evaluations"}),
-            "evaluations": settings.get("evaluations", 1), "eval_seconds": round(seconds, 1),
+            "evaluations": settings.get("evaluations", 1), "eval_seconds": seconds,
             **{name: report["metrics"].get(name) for name in METRICS}}
 
 
