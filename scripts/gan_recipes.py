@@ -66,6 +66,8 @@ COMMON = ["data=mnist_mini", "trainer.enable_progress_bar=false", "~callbacks.pr
 # --smoke: seconds instead of minutes, for checking the script (the numbers mean nothing)
 SMOKE_TRAIN = ["trainer.limit_val_batches=2", "trainer.log_every_n_steps=1", "callbacks.sample_quality.n_samples=100"]
 SMOKE_JUDGE = ["classifier.epochs=1", "classifier.base_channels=8", "classifier.feature_dim=32"]
+# each finished run's row, in its run folder: a later call with the same --work folder keeps it
+ROW_FILE = "recipe_row.json"
 # the numbers each run keeps from `genlab eval` (those it reports)
 METRICS = ("fid", "kid", "precision", "recall", "inception_score", "coverage_entropy",
            "coverage_normalized_entropy", "confident_share", "classes_covered", "label_accuracy", "intra_fid")
@@ -86,7 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="genlab overrides for every recipe, e.g. the quick start's narrower nets:"
                              " model.net.generator.base_channels=16 model.net.discriminator.base_channels=32")
     parser.add_argument("--work", type=Path, default=None,
-                        help="keep the run folders here (default: a temporary folder, removed at the end)")
+                        help="keep the run folders here (default: a temporary folder, removed at the end); run again with"
+                             " the same folder to keep its finished runs and do only the rest (more seeds, a stopped table)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny validation and domain classifier (cached in the work folder): checks the script only")
     args = parser.parse_args(argv)
@@ -176,6 +179,23 @@ def run_one(runner: Runner, recipe: str, seed: int, run_dir: Path, args: argpars
     row["eval_protocol"] = results["protocol"]
     row["status"] = "completed"
     return row
+
+
+def finished_row(run_dir: Path, overrides: list[str]) -> dict[str, Any] | None:
+    """The row of a run this script finished earlier in the same --work folder with the same overrides, if any."""
+    path = run_dir / ROW_FILE
+    if not path.is_file():
+        return None
+    row = json.loads(path.read_text())
+    return row if row.get("status") == "completed" and row.get("overrides") == " ".join(overrides) else None
+
+
+def set_aside(run_dir: Path) -> None:
+    """Move an unfinished or different earlier run out of the way (renamed, never deleted)."""
+    if run_dir.exists():
+        target = run_dir.with_name(f"{run_dir.name}_set_aside_{time.strftime('%Y%m%d_%H%M%S')}")
+        run_dir.rename(target)
+        print(f"{run_dir} was unfinished or made with other overrides: moved to {target.name}", flush=True)
 
 
 def steady_seconds_per_update(run_dir: Path) -> float | None:
@@ -347,16 +367,22 @@ def main(argv: list[str] | None = None) -> int:
         # untimed: trains and caches the domain classifier (paths.cache_dir) that val/fid and eval use, so that
         # the first timed run does not pay for it
         warm_up = runner("train", *runner.train_overrides(args.recipes[0], 0, budget=1),
-                         f"hydra.run.dir={work / 'warm_up'}")
+                         f"hydra.run.dir={work / 'warm_up' / time.strftime('%Y%m%d_%H%M%S')}")
         if warm_up.returncode != 0:
             raise SystemExit(f"the warm-up run failed:\n{warm_up.stderr[-2000:]}")
         rows: list[dict[str, Any]] = []
-        for recipe in args.recipes:
-            for seed in args.seeds:
+        # seed by seed: a table stopped early still compares every recipe
+        for seed in args.seeds:
+            for recipe in args.recipes:
                 run_dir = work / recipe / f"seed_{seed}"
-                if run_dir.exists():
-                    raise SystemExit(f"{run_dir} exists already: give another --work folder")
-                row = run_one(runner, recipe, seed, run_dir, args)
+                row = finished_row(run_dir, runner.train_overrides(recipe, seed))
+                if row is not None:
+                    print(f"{recipe:22s} seed {seed}: kept from {run_dir} (same overrides)", flush=True)
+                else:
+                    set_aside(run_dir)
+                    row = run_one(runner, recipe, seed, run_dir, args)
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                    (run_dir / ROW_FILE).write_text(json.dumps(row, default=str))
                 rows.append(row)
                 if row["status"] == "completed":
                     steady = row["steady_seconds_per_generator_step"]

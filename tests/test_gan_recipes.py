@@ -43,3 +43,10 @@ def test_gan_recipes_smoke_run_writes_the_table_csv_and_json(tmp_path):
     assert math.isfinite(float(fid_cell)) and float(fid_cell) == pytest.approx(run["fid"], abs=0.05)
     assert math.isfinite(float(coverage_cell))
     assert (out / "recipes_seed0.png").is_file() and (out / "grids" / "dcgan.png").is_file()
+
+    # the same command again keeps the finished run instead of training it twice
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert "kept from" in again.stdout
+    [kept] = json.loads((out / "recipes.json").read_text())["runs"]
+    assert kept["fid"] == run["fid"] and kept["train_minutes"] == run["train_minutes"]
