@@ -63,6 +63,14 @@ def is_non_negative_number(value: Any) -> bool:
     return is_number(value) and value >= 0
 
 
+def first_line(error: BaseException | str | None) -> str:
+    """An error's first line, for messages that must stay one line (its type's name when it says nothing)."""
+    lines = str(error if error is not None else "").strip().splitlines()
+    if lines:
+        return lines[0]
+    return type(error).__name__ if isinstance(error, BaseException) else ""
+
+
 def user_error(error: BaseException) -> GenlabError | None:
     """The GenlabError behind an exception (Hydra's instantiate wraps them), if there is one.
 

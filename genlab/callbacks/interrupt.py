@@ -31,17 +31,13 @@ class TrainingInterrupted(GenlabError):
         return (type(self), (str(self), self.signum))
 
 
-class GracefulInterrupt(pl.Callback):
-    """Turns the first SIGINT/SIGTERM into a checkpoint at the next batch boundary and a clean exit.
+class SignalLatch:
+    """Notes the first of `signals` in `received` for the owner to act on when it can; a second one
+    raises KeyboardInterrupt at once. Shared by training (GracefulInterrupt) and the Optuna search loop."""
 
-    A second signal while the first is pending falls back to an immediate KeyboardInterrupt.
-    """
-
-    def __init__(self, dirpath: str | Path, filename: str = "interrupted.ckpt", signals: tuple[str, ...] = ("SIGINT", "SIGTERM")) -> None:
-        self.dirpath, self.filename = Path(dirpath), filename
+    def __init__(self, signals: tuple[str, ...] = ("SIGINT", "SIGTERM")) -> None:
         self.signals = [getattr(signal, name) for name in signals]
         self.received: int | None = None
-        self.child_timeout = 120.0  # seconds rank 0 waits for the ranks it launched to exit
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -49,7 +45,8 @@ class GracefulInterrupt(pl.Callback):
             raise KeyboardInterrupt
         self.received = signum
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _install(self) -> None:
+        """Handlers only from the main thread (Python's rule); elsewhere the signals keep theirs."""
         if threading.current_thread() is threading.main_thread():
             self._previous = {signum: signal.signal(signum, self._handle) for signum in self.signals}
 
@@ -57,6 +54,21 @@ class GracefulInterrupt(pl.Callback):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+
+
+class GracefulInterrupt(SignalLatch, pl.Callback):
+    """Turns the first SIGINT/SIGTERM into a checkpoint at the next batch boundary and a clean exit.
+
+    A second signal while the first is pending falls back to an immediate KeyboardInterrupt.
+    """
+
+    def __init__(self, dirpath: str | Path, filename: str = "interrupted.ckpt", signals: tuple[str, ...] = ("SIGINT", "SIGTERM")) -> None:
+        super().__init__(signals)
+        self.dirpath, self.filename = Path(dirpath), filename
+        self.child_timeout = 120.0  # seconds rank 0 waits for the ranks it launched to exit
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._install()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         signalled = self.received is not None
