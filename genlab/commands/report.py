@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from genlab.errors import first_line  # an error's first line: the rest would break the Markdown list
 from genlab.run.summary import FILENAME, read_summary
 
 # metrics where higher is better; every other metric is sorted ascending
@@ -115,8 +116,24 @@ def choose_objective(runs: Sequence[Run], requested: str | None) -> str | None:
     return next((name for name in PREFERRED_OBJECTIVES if name in logged), None)
 
 
+def higher_is_better(objective: str | None, mode: str | None) -> bool:
+    return (mode == "max") if mode else (objective in HIGHER_IS_BETTER)
+
+
+def study_mode(folder: Path) -> str | None:
+    """An Optuna search's folder: `max` or `min` from its study's direction (study.yaml), which ranks
+    its runs the way the study did whatever the metric's name; None for any other folder."""
+    record = folder / "study.yaml"
+    if not record.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    direction = OmegaConf.load(record).get("direction")
+    return {"maximize": "max", "minimize": "min"}.get(direction)
+
+
 def sort_runs(runs: list[Run], objective: str | None, mode: str | None) -> list[Run]:
-    higher = (mode == "max") if mode else (objective in HIGHER_IS_BETTER)
+    higher = higher_is_better(objective, mode)
 
     def key(run: Run) -> tuple[bool, float]:
         """Completed runs with the objective first, best first; the rest after, in their order."""
@@ -138,10 +155,10 @@ def metric_columns(runs: Sequence[Run], objective: str | None) -> list[str]:
     return ([objective] if objective in names else []) + [n for n in names if n != objective]
 
 
-def sort_order(runs: Sequence[Run], objective: str | None) -> str:
+def sort_order(runs: Sequence[Run], objective: str | None, mode: str | None = None) -> str:
     """One sentence on how the runs are ranked, or why they are not (no run logged the objective)."""
     if objective and any(objective in r.metrics for r in runs):
-        return f"sorted by {objective} ({'higher' if objective in HIGHER_IS_BETTER else 'lower'} is better)"
+        return f"sorted by {objective} ({'higher' if higher_is_better(objective, mode) else 'lower'} is better)"
     logged = ", ".join(logged_metrics(runs)) or "none"
     wanted = objective or ", ".join(PREFERRED_OBJECTIVES)
     return f"not sorted: no run logged a metric to sort by ({wanted}; choose one with --metric); they logged: {logged}"
@@ -180,17 +197,12 @@ def resume_command(run: Run, checkpoint: Path) -> str:
     return " ".join(["genlab", "train", *map(shlex.quote, overrides)])
 
 
-def first_line(text: str | None) -> str:
-    """An error's first line: the rest (a checkpoint path, the resume hint) would break the Markdown list."""
-    return (text or "").strip().split("\n")[0]
-
-
 def table_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def format_value(value: float | None) -> str:
-    return "" if value is None or math.isnan(value) else f"{value:.4g}"
+def format_value(value: float | None, digits: int = 4) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.{digits}g}"
 
 
 def write_csv(runs: Sequence[Run], columns: list[str], path: Path) -> None:
@@ -225,8 +237,9 @@ def unfinished_sections(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
-def write_markdown(runs: Sequence[Run], columns: list[str], objective: str | None, root: Path, plot: Path | None, path: Path) -> None:
-    order = sort_order(runs, objective)
+def write_markdown(runs: Sequence[Run], columns: list[str], objective: str | None, root: Path, plot: Path | None, path: Path,
+                   mode: str | None = None) -> None:
+    order = sort_order(runs, objective, mode)
     lines = [f"# Report: {root}", "", f"{order[0].upper()}{order[1:]}.", ""]
     header = ["rank", "run", "varied overrides", *(f"`{c}`" for c in columns), "samples"]
     lines += [table_row(header), "|---" * len(header) + "|"]
@@ -306,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genlab report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a multirun folder, a run folder, or outputs/")
     parser.add_argument("--metric", help="the objective to sort by (default: the runs' optimized_metric, else val/fid, val/loss, ...)")
-    parser.add_argument("--mode", choices=("min", "max"), help="whether lower or higher is better (default: by metric name)")
+    parser.add_argument("--mode", choices=("min", "max"), help="whether lower or higher is better (default: a search's direction, else by metric name)")
     parser.add_argument("--out", type=Path, help="where to write the report files (default: the folder)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not args.folder.is_dir():
@@ -317,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"genlab report: no runs (no {FILENAME}) found below {args.folder}", file=sys.stderr)
         return 2
     objective = choose_objective(runs, args.metric)
-    runs = sort_runs(runs, objective, args.mode)
+    mode = args.mode or study_mode(args.folder)
+    runs = sort_runs(runs, objective, mode)
     label_runs(runs)
     out = args.out or args.folder
     out.mkdir(parents=True, exist_ok=True)
@@ -327,14 +341,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot = plot_curves(runs, curve_metric, out / f"report_{curve_metric.replace('/', '_')}.png")
     columns = metric_columns(runs, objective)
     write_csv(runs, columns, out / "report.csv")
-    write_markdown(runs, columns, objective, args.folder, plot, out / "report.md")
+    write_markdown(runs, columns, objective, args.folder, plot, out / "report.md", mode)
     study_plot = append_study(args.folder, out)
     completed = sum(r.status == "completed" for r in runs)
     pruned = sum(r.status == "pruned" for r in runs)
     interrupted = sum(r.interrupted_checkpoint is not None for r in runs)
     failed = len(runs) - completed - pruned - interrupted
     print(f"{len(runs)} runs ({completed} completed, {pruned} pruned, {failed} failed, {interrupted} interrupted),"
-          f" {sort_order(runs, objective)}")
+          f" {sort_order(runs, objective, mode)}")
     print(f"wrote {out / 'report.md'}, {out / 'report.csv'}" + "".join(f", {p}" for p in (plot, study_plot) if p))
     return 0
 
