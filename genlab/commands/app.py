@@ -34,6 +34,10 @@ def register_resolvers() -> None:
 
     OmegaConf.register_new_resolver("resume_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("resume_output_subdir", output_subdir, replace=True)
+    # `genlab train -m ... resume_sweep=true` keeps each job's own .hydra/ too
+    from genlab.run.sweep_rerun import output_subdir as rerun_output_subdir
+
+    OmegaConf.register_new_resolver("rerun_output_subdir", rerun_output_subdir, replace=True)
 
 
 register_resolvers()

@@ -88,8 +88,9 @@ def record_failure(cfg: DictConfig, error: BaseException, mistake: GenlabError |
 @hydra_app("train", on_failure=record_failure)
 def main(cfg: DictConfig) -> float | None:
     from genlab.run.resume import with_run_config
+    from genlab.run.sweep_rerun import earlier_result, resumed_in_place
     from genlab.search.outcomes import TrialPruned
-    from genlab.search.rerun import earlier_result, record_pruned, resumed_in_place
+    from genlab.search.trial import record_pruned
 
     earlier = earlier_result(cfg)  # resume_sweep=true: a job that completed before is not trained again ...
     if earlier is not None:

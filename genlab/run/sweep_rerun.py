@@ -1,25 +1,22 @@
-"""A sweep job's way through `genlab train` when the sweep is run again, or stopped by a pruner.
-
-`genlab train -m <the sweep's overrides> resume_sweep=true hydra.sweep.dir=<its folder>` launches
-every job again; each one looks at its own folder first: a job that completed returns its recorded
-metric without training, an interrupted or failed one goes on from its last checkpoint in its own
-folder (`resume_in=same`), and one that never got a checkpoint trains from the start. Deciding
-inside the job works with any launcher (basic, parallel processes, submitit on a cluster).
+"""A grid sweep's job when the sweep is run again: `genlab train -m <the sweep's overrides>
+resume_sweep=true hydra.sweep.dir=<its folder>` launches every job again, and each looks at its own folder
+first: a job that completed returns its recorded metric without training, an interrupted or failed one
+goes on from its last checkpoint in its own folder (`resume_in=same`), and one that never got a
+checkpoint trains from the start. Deciding inside the job works with any launcher (basic, parallel
+processes, submitit on a cluster). Hydra records the re-run in the job's .hydra/continued_<time>/,
+beside the job's own .hydra/ (output_subdir).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
 from genlab.errors import in_sweep
-from genlab.run.summary import FILENAME, read_summary, write_summary
-from genlab.search.outcomes import TrialPruned
+from genlab.run.summary import FILENAME, read_summary
 
 log = logging.getLogger("genlab")
 
@@ -34,6 +31,15 @@ class Earlier:
 def rerunning(cfg: DictConfig) -> bool:
     """`resume_sweep=true` inside a job of a multirun (a single run ignores it)."""
     return bool(cfg.get("resume_sweep")) and in_sweep()
+
+
+def output_subdir(subdir: str, resume_sweep: bool | str | None, output_dir: str, stamp: str) -> str:
+    """hydra.output_subdir of a re-run sweep's job that ran before: .hydra/continued_<stamp>, so that its
+    own .hydra/ (the config and overrides it was trained with) is never overwritten; else `subdir`."""
+    again = str(resume_sweep).lower() == "true"
+    if again and subdir == ".hydra" and (Path(output_dir) / ".hydra").is_dir():
+        return f".hydra/continued_{stamp}"
+    return subdir
 
 
 def earlier_result(cfg: DictConfig) -> Earlier | None:
@@ -69,21 +75,3 @@ def resumed_in_place(cfg: DictConfig) -> DictConfig | None:
     with open_dict(resumed):
         resumed.ckpt_path, resumed.resume_in = str(checkpoint), "same"
     return resumed
-
-
-def mark_continued(folder: Path, successor: str) -> None:
-    """Note in an interrupted run's summary.json which run went on from its checkpoint (genlab report
-    then offers no resume command for it)."""
-    path = folder / FILENAME
-    if path.is_file():
-        summary = read_summary(path)
-        summary["continued_in"] = successor
-        path.write_text(json.dumps(summary, indent=2))
-
-
-def record_pruned(cfg: DictConfig, pruned: TrialPruned) -> float:
-    """summary.json of a trial its pruner stopped: status `pruned`, why, and its metrics at that point."""
-    write_summary(cfg.paths.output_dir, "pruned", pruned.metrics, cfg.get("optimized_metric"), error=str(pruned),
-                  **pruned.progress)
-    log.info("%s", pruned)
-    return pruned.value if not math.isnan(pruned.value) else math.nan
