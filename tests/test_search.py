@@ -13,9 +13,11 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
+import pytorch_lightning as pl
 from optuna.trial import TrialState
 
 from tests.conftest import make_mnist
@@ -53,13 +55,13 @@ def test_a_pruner_stops_hopeless_trials_which_summary_json_and_the_report_mark_p
     folders = [tmp_path / STUDY / f"trial_{n}" for n in range(4)]
     summaries = [summary(folder) for folder in folders]
     assert [s["status"] for s in summaries] == ["completed", "pruned", "pruned", "completed"]
-    # a pruned trial stopped at its first validation (4 generator updates), the others trained on (8)
+    # a pruned trial stopped at its first validation (epoch 1, 4 generator updates), the others trained on (8)
     assert [s["generator_steps"] for s in summaries] == [8, 4, 4, 8]
-    assert "pruned by MedianPruner at generator step 4" in summaries[1]["error"]
-    # what the study holds is what the trials logged: the value train returns, each reported step
+    assert "pruned by MedianPruner at epoch 1" in summaries[1]["error"]
+    # what the study holds is what the trials logged: the value train returns, each reported epoch
     assert study.best_value == pytest.approx(min(s["metrics"]["val/loss"] for s in summaries if s["status"] == "completed"))
-    assert study.trials[1].intermediate_values == {4: pytest.approx(summaries[1]["metrics"]["val/loss"])}
-    assert sorted(study.trials[0].intermediate_values) == [4, 8]
+    assert study.trials[1].intermediate_values == {1: pytest.approx(summaries[1]["metrics"]["val/loss"])}
+    assert sorted(study.trials[0].intermediate_values) == [1, 2]
     assert "study vae_elbo: 2 complete, 2 pruned, 0 failed" in result.stdout
 
     assert report_main([str(tmp_path / STUDY)]) == 0
@@ -73,53 +75,54 @@ def test_a_pruner_stops_hopeless_trials_which_summary_json_and_the_report_mark_p
         assert sorted(r["status"] for r in csv.DictReader(handle)) == ["completed", "completed", "pruned", "pruned"]
 
 
-def completed_trials(study_folder: Path) -> int:
-    """Trials whose summary.json says completed (one being written at this moment counts next time)."""
-    count = 0
-    for path in study_folder.glob("trial_*/summary.json"):
-        try:
-            count += json.loads(path.read_text())["status"] == "completed"
-        except (json.JSONDecodeError, KeyError):
-            pass
-    return count
+class SigtermInTraining(pl.Callback):
+    """Test-only (`+callbacks.sigterm=...`): SIGTERM to its own process at generator step `step` of Optuna
+    trial `trial`, as a scheduler's pre-emption would send it in the middle of training."""
+
+    def __init__(self, trial: int, step: int) -> None:
+        self.trial, self.step = trial, step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        if os.environ.get("GENLAB_OPTUNA_TRIAL") == str(self.trial) and pl_module.generator_steps == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_a_search_stopped_after_two_trials_is_continued_to_four_by_the_same_command(tmp_path):
-    command = [GENLAB, "train", *SEARCH, "hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=none",
-               "hydra.sweeper.sampler.n_startup_trials=2"]
-    with open(tmp_path / "first.err", "w") as errors:
-        search = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=errors)
-        deadline = time.monotonic() + 300
-        while completed_trials(tmp_path / STUDY) < 2 and search.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        search.send_signal(signal.SIGTERM)  # as a scheduler's pre-emption would
-        assert search.wait(timeout=300) == 128 + signal.SIGTERM
-    error_lines = [line for line in (tmp_path / "first.err").read_text().splitlines() if line.startswith("genlab: error:")]
-    assert len(error_lines) == 1 and "run the same command again to continue the study" in error_lines[0]
+def test_a_trial_stopped_in_training_is_continued_from_its_checkpoint_by_the_next_command(tmp_path):
+    # trial 2 gets SIGTERM at generator step 6 of 8 (in its second epoch): the search stops; the same command
+    # then continues trial 2 from its checkpoint as trial 3, and runs trial 4 to reach n_trials=4
+    sigterm = "+callbacks.sigterm={_target_:tests.test_search.SigtermInTraining,trial:2,step:6}"
+    args = ("train", *SEARCH, "hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=none", "hydra.sweeper.sampler.n_startup_trials=2", sigterm)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the callback's module, in the search's process
+    first = subprocess.run([GENLAB, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert first.returncode == 128 + signal.SIGTERM, first.stderr[-2000:]
+    error_lines = [line for line in first.stderr.splitlines() if line.startswith("genlab: error:")]
+    assert len(error_lines) == 1 and "trial 2 was interrupted" in error_lines[0] and "run the same command again" in error_lines[0]
     before = load(tmp_path)
-    done_before = [t for t in before.trials if t.state == TrialState.COMPLETE]
-    assert 2 <= len(done_before) < 4
-    stamps = {t.number: (tmp_path / STUDY / f"trial_{t.number}" / "summary.json").stat().st_mtime_ns for t in done_before}
+    assert [(t.state, t.user_attrs.get("status")) for t in before.trials] == \
+        [(TrialState.COMPLETE, "completed")] * 2 + [(TrialState.FAIL, "interrupted")]
+    assert summary(tmp_path / STUDY / "trial_2")["status"] == "interrupted"
+    assert (tmp_path / STUDY / "trial_2" / "checkpoints" / "interrupted.ckpt").is_file()
+    stamps = {n: (tmp_path / STUDY / f"trial_{n}" / "summary.json").stat().st_mtime_ns for n in (0, 1)}
 
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
+    again = subprocess.run([GENLAB, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
     after = load(tmp_path)
     assert after._study_id == before._study_id  # the same study, continued
-    assert sum(t.state == TrialState.COMPLETE for t in after.trials) == 4
-    for trial in done_before:  # the earlier trials stay as they were, neither re-run nor rewritten
-        assert after.trials[trial.number].value == trial.value and after.trials[trial.number].params == trial.params
-        assert (tmp_path / STUDY / f"trial_{trial.number}" / "summary.json").stat().st_mtime_ns == stamps[trial.number]
-    # a trial interrupted in training (if the signal came then) was continued from its checkpoint by a new one
-    for trial in after.trials:
-        if trial.state == TrialState.FAIL:
-            (follower,) = [t for t in after.trials if t.user_attrs.get("resumes") == trial.number]
-            assert follower.params == trial.params
-            assert any(o.startswith("ckpt_path=") for o in summary(tmp_path / STUDY / f"trial_{follower.number}")["overrides"])
-            assert summary(tmp_path / STUDY / f"trial_{trial.number}")["continued_in"] == f"trial_{follower.number}"
+    assert [t.state for t in after.trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] + [TrialState.COMPLETE] * 2
+    for n in (0, 1):  # the earlier trials stay as they were, neither re-run nor rewritten
+        assert after.trials[n].value == before.trials[n].value and after.trials[n].params == before.trials[n].params
+        assert (tmp_path / STUDY / f"trial_{n}" / "summary.json").stat().st_mtime_ns == stamps[n]
+    (follower,) = [t for t in after.trials if t.user_attrs.get("resumes") == 2]
+    assert follower.number == 3 and follower.params == after.trials[2].params
+    resumed = summary(tmp_path / STUDY / "trial_3")
+    assert f"ckpt_path={tmp_path / STUDY / 'trial_2' / 'checkpoints' / 'interrupted.ckpt'}" in resumed["overrides"]
+    assert resumed["status"] == "completed" and resumed["generator_steps"] == 8  # 6 before the signal, 2 after
+    assert summary(tmp_path / STUDY / "trial_2")["continued_in"] == "trial_3"
+    assert "study vae_elbo: 4 complete, 0 pruned, 0 failed, 1 interrupted" in again.stdout
 
 
 def test_an_interrupted_trial_comes_back_first_with_its_parameters_and_checkpoint(tmp_path):
-    from genlab.search.sweeper import continue_interrupted, counts_as_finished, resume_overrides, unfinished
+    from genlab.search.trials import continue_interrupted, counts_as_finished, resume_overrides, unfinished
 
     study = optuna.create_study()
     distributions = {"optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
@@ -143,8 +146,10 @@ def test_an_interrupted_trial_comes_back_first_with_its_parameters_and_checkpoin
 
 
 def test_a_trial_whose_process_died_is_known_by_its_missed_heartbeats_and_continued(tmp_path):
+    from genlab.search.signals import Heartbeat
     from genlab.search.storage import open_storage
-    from genlab.search.sweeper import Heartbeat, continue_interrupted, quiet_optuna
+    from genlab.search.sweeper import quiet_optuna
+    from genlab.search.trials import continue_interrupted
 
     quiet_optuna()
     storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=1)  # stale after 2 s without a beat
@@ -167,7 +172,8 @@ def test_a_grid_sweep_run_again_with_resume_sweep_runs_only_its_failed_job(tmp_p
     first = genlab(*args, cwd=tmp_path)
     assert first.returncode != 0
     assert [summary(sweep / f"job_{n}")["status"] for n in (0, 1)] == ["completed", "failed"]
-    kept = {p: p.stat().st_mtime_ns for p in (sweep / "job_0").rglob("*") if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log"}
+    kept = {p: p.stat().st_mtime_ns for p in (sweep / "job_0").rglob("*") if p.is_file() and p.suffix != ".log"}
+    assert (sweep / "job_0" / ".hydra" / "overrides.yaml") in kept
     make_mnist(tmp_path / "data")
     # the report of the sweep names the command that runs it again in its folder
     assert report_main([str(sweep)]) == 0
@@ -177,9 +183,11 @@ def test_a_grid_sweep_run_again_with_resume_sweep_runs_only_its_failed_job(tmp_p
     again = genlab(*shlex.split(command)[1:], cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert [summary(sweep / f"job_{n}")["status"] for n in (0, 1)] == ["completed", "completed"]
-    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # job 0: not one file written again
-    assert sorted(p.name for p in (sweep / "job_0").rglob("*") if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log") \
-        == sorted(p.name for p in kept)
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # job 0: not one file written again, its .hydra/ included
+    (continued,) = (sweep / "job_0" / ".hydra").glob("continued_*")  # the re-run is recorded beside it
+    assert sorted(p.name for p in continued.iterdir()) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
+    assert sorted(p for p in (sweep / "job_0").rglob("*") if p.is_file() and p.suffix != ".log" and continued not in p.parents) \
+        == sorted(kept)
     assert "job_0 completed before; not run again" in (sweep / "job_0" / "train.log").read_text()
     assert (sweep / "job_1" / "checkpoints" / "last.ckpt").is_file()
     assert report_main([str(sweep)]) == 0
@@ -197,7 +205,7 @@ def test_the_report_offers_a_search_trial_a_single_run_command_not_a_new_search(
 def test_resume_sweep_continues_an_unfinished_job_from_its_checkpoint_in_its_own_folder(tmp_path, monkeypatch):
     from omegaconf import OmegaConf
 
-    import genlab.search.rerun as rerun
+    import genlab.run.sweep_rerun as rerun
 
     job = tmp_path / "job_1"
     (job / "checkpoints").mkdir(parents=True)
@@ -222,6 +230,9 @@ def test_resume_sweep_continues_an_unfinished_job_from_its_checkpoint_in_its_own
 @pytest.mark.parametrize("override, key, leaves_folder", [
     ("optimizer.lrr=tag(log,interval(1e-4,1e-3))", "hydra.sweeper.params.optimizer.lrr", False),
     ("hydra.sweeper.storage=nosuchdb://somewhere/optuna", "hydra.sweeper.storage='nosuchdb://somewhere/optuna'", False),
+    ("hydra.sweeper.trial_devices=1", "hydra.sweeper.trial_devices=1 is not valid", False),
+    ("hydra.sweeper.enqueue_trials=[1]", "hydra.sweeper.enqueue_trials[0]=1 is not valid", False),
+    ("hydra.sweeper.heartbeat_interval=-5", "hydra.sweeper.heartbeat_interval=-5 is not valid", False),
     ("optimized_metric=val/never_logged", "optimized_metric='val/never_logged'", True),
 ])
 def test_bad_search_input_is_one_line_naming_the_key(tmp_path, override, key, leaves_folder):
@@ -263,3 +274,129 @@ def test_installing_genlab_pulls_the_current_optuna_line_not_optuna_2():
     assert requirements["optuna"].specifier.contains("5.0.0") and int(optuna.__version__.split(".")[0]) >= 4
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     assert "hydra_plugins.genlab_optuna_sweeper" in packages and "genlab.search" in packages
+
+
+def validate(callback, epoch: int, updates_per_epoch: int, value: float) -> None:
+    """One validation epoch of a trial, as the pruning callback sees it: Lightning's epoch index, the
+    module's generator updates so far, and the logged metric."""
+    import torch
+
+    trainer = SimpleNamespace(sanity_checking=False, current_epoch=epoch, callback_metrics={"val/loss": torch.tensor(value)})
+    module = SimpleNamespace(generator_steps=(epoch + 1) * updates_per_epoch, progress=lambda: {})
+    callback.on_validation_end(trainer, module)
+
+
+def test_pruning_compares_trials_at_the_same_epoch_whatever_their_generator_updates_per_epoch():
+    from genlab.search.outcomes import TrialPruned
+    from genlab.search.pruning import OptunaPruning
+
+    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    good, callback = study.ask(), OptunaPruning("val/loss")
+    callback.trial = good
+    for epoch in range(3):  # data.batch_size=32: 100 generator updates an epoch
+        validate(callback, epoch, 100, 1.0 - 0.1 * epoch)
+    study.tell(good, 0.8)
+    assert good.study.trials[0].intermediate_values == pytest.approx({1: 1.0, 2: 0.9, 3: 0.8})
+
+    hopeless, callback = study.ask(), OptunaPruning("val/loss")
+    callback.trial = hopeless
+    with pytest.raises(TrialPruned, match=r"trial 1 pruned by MedianPruner at epoch 1: val/loss=50"):
+        validate(callback, 0, 25, 50.0)  # data.batch_size=128: 25 updates an epoch, yet compared at epoch 1
+
+
+def test_a_trial_under_ddp_is_refused_before_it_trains_since_a_pruned_rank_would_leave_the_others_waiting(monkeypatch):
+    from genlab.errors import ConfigError
+    from genlab.search.pruning import OptunaPruning
+
+    monkeypatch.setattr("genlab.search.trial.current_trial_id", lambda: 7)
+    with pytest.raises(ConfigError, match=r"^trainer.devices: an Optuna trial trains on one device, not 2 processes"):
+        OptunaPruning("val/loss").setup(SimpleNamespace(world_size=2, is_global_zero=True), None, "fit")
+    monkeypatch.setattr("genlab.search.trial.current_trial_id", lambda: None)  # a plain run under DDP: nothing to do
+    OptunaPruning("val/loss").setup(SimpleNamespace(world_size=2, is_global_zero=True), None, "fit")
+
+
+def test_a_trial_that_ends_with_a_nan_metric_fails_for_good_and_is_not_run_again(tmp_path):
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from genlab.search.trials import counts_as_finished, settle, unfinished
+
+    study = optuna.create_study()
+    for number, value in enumerate((float("nan"), None)):
+        trial = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)})
+        (tmp_path / f"trial_{number}").mkdir()
+        (tmp_path / f"trial_{number}" / "summary.json").write_text(json.dumps({"status": "completed", "metrics": {}}))
+        assert settle(study, trial, JobReturn(status=JobStatus.COMPLETED, _return_value=value), tmp_path, "val/loss") is None
+    nan, missing = study.trials
+    assert (nan.state, nan.user_attrs["status"]) == (TrialState.FAIL, "failed")
+    assert nan.user_attrs["error"] == "optimized_metric='val/loss' is NaN at the end of this trial"
+    assert missing.user_attrs["error"] == "optimized_metric='val/loss' was never logged by this trial"
+    assert all(counts_as_finished(t) for t in study.trials) and unfinished(study.trials) == []
+
+
+def test_two_commands_continue_an_interrupted_trial_once(tmp_path):
+    from genlab.search.trials import continue_interrupted, fail_duplicate, is_duplicate
+
+    study = optuna.create_study()
+    stopped = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)})
+    stopped.set_user_attr("status", "interrupted")
+    study.tell(stopped, state=TrialState.FAIL)
+    assert continue_interrupted(study, "first command") == [0]
+    assert continue_interrupted(study, "second command") == []  # claimed by the first
+    # had both enqueued it (claims at the same moment), the second follower is dropped at launch
+    study.enqueue_trial(stopped.params, user_attrs={"resumes": 0, "resumes_folder": "trial_0"})
+    first, second = study.ask(), study.ask()
+    assert not is_duplicate(study, first) and is_duplicate(study, second)
+    fail_duplicate(study, second)
+    assert study.trials[2].user_attrs["status"] == "duplicate" and continue_interrupted(study, "third") == []
+
+
+def test_the_report_of_a_search_ranks_its_runs_by_the_studys_direction(tmp_path):
+    # val/loss is lower-is-better by name; this study maximizes it, so run_b (2.0) comes first
+    optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize")
+    (tmp_path / "study.yaml").write_text("study_name: s\nstorage: null\ndirection: maximize\noptimized_metric: val/loss\n")
+    for name, value in (("run_a", 1.0), ("run_b", 2.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(
+            {"status": "completed", "overrides": [f"seed={int(value)}"], "metrics": {"val/loss": value}, "optimized_metric": "val/loss"}))
+    assert report_main([str(tmp_path)]) == 0
+    with open(tmp_path / "report.csv") as handle:
+        assert [row["run"] for row in csv.DictReader(handle)] == ["run_b", "run_a"]
+    assert "Sorted by val/loss (higher is better)." in (tmp_path / "report.md").read_text()
+
+
+def test_a_storage_that_fails_during_the_search_is_one_line_naming_hydra_sweeper_storage(tmp_path, monkeypatch, capsys):
+    import sqlalchemy.exc
+
+    from genlab.search.sweeper import OptunaSearch
+
+    search = object.__new__(OptunaSearch)
+    search.settings, search.config, search.storage_url = {}, None, "sqlite:///x.db"
+    search.sweep_dir = tmp_path / "search"
+
+    def lose_database(settings, config):
+        raise sqlalchemy.exc.OperationalError("UPDATE trials", {}, Exception("database is locked"))
+
+    monkeypatch.setattr("genlab.search.sweeper.check_settings", lose_database)
+    with pytest.raises(SystemExit) as stopped:
+        search.sweep([])
+    assert stopped.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("genlab: error: hydra.sweeper.storage=sqlite:///x.db: the study's storage failed") and "database is locked" in line
+
+
+def test_every_pruner_and_sampler_option_builds():
+    from omegaconf import OmegaConf
+
+    from genlab.search.builders import build_pruner, build_sampler
+
+    options = ROOT / "configs" / "hydra" / "sweeper"
+    pruners = [build_pruner(OmegaConf.load(p)) for p in sorted((options / "pruner").glob("*.yaml"))]
+    samplers = [build_sampler(OmegaConf.load(p), previous_trials=3) for p in sorted((options / "sampler").glob("*.yaml"))]
+    assert {type(p).__name__ for p in pruners} == {"HyperbandPruner", "MedianPruner", "NopPruner", "SuccessiveHalvingPruner"}
+    assert {type(s).__name__ for s in samplers} == {"RandomSampler", "TPESampler"}
+
+
+def test_every_python_package_folder_ships_in_the_wheel():
+    packages = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for top in ("genlab", "hydra_plugins") for p in (ROOT / top).rglob("__init__.py")}
+    assert folders - packages == set()

@@ -1,4 +1,4 @@
-"""Pruning inside a trial: its metric goes to the study every validation epoch, and the study's
+"""Pruning inside a trial: its metric goes to the study after every validation epoch, and the study's
 pruner (median, Hyperband, ... from hydra.sweeper.pruner) may stop a hopeless trial early."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from genlab.errors import ConfigError
 from genlab.search.outcomes import MetricNotLogged, TrialPruned
 
 
@@ -15,20 +16,31 @@ def logged_values(trainer: pl.Trainer) -> dict[str, float]:
 
 
 class OptunaPruning(pl.Callback):
-    """Reports `monitor` at x = generator updates after each validation epoch and asks the pruner.
+    """Reports `monitor` at step = the epoch (1 after the first training epoch) and asks the pruner.
 
-    Outside an Optuna trial (a plain run, a grid sweep) it does nothing. The step is the generator
-    update count, the axis that means the same training for every family and that survives resume.
+    Optuna's pruners compare trials only at the same step. Epochs line up across trials, generator
+    updates do not: a search over data.batch_size or n_critic gives each trial its own updates per
+    epoch. A resumed trial keeps its epoch count (Lightning restores it from the checkpoint). The
+    pruners' n_warmup_steps, interval_steps and resources are therefore epochs too. Outside an
+    Optuna trial (a plain run, a grid sweep) the callback does nothing.
     """
 
     def __init__(self, monitor: str | None) -> None:
         self.monitor = monitor
         self.trial: Any | None = None
+        self.reported: set[int] = set()
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if trainer.is_global_zero:
-            from genlab.search.trial import current_trial
+        from genlab.search.trial import current_trial, current_trial_id
 
+        if current_trial_id() is None:
+            return
+        if trainer.world_size > 1:  # a pruned rank would stop alone and leave the others waiting in DDP
+            raise ConfigError(
+                f"trainer.devices: an Optuna trial trains on one device, not {trainer.world_size} processes (pruning"
+                " under DDP is not supported): drop trainer=ddp, and give each trial its own device with"
+                " hydra.sweeper.trial_devices=[0,1,...]")
+        if trainer.is_global_zero:
             self.trial = current_trial()
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -40,12 +52,16 @@ class OptunaPruning(pl.Callback):
                 f"optimized_metric={self.monitor!r} was not logged by the first validation epoch of trial"
                 f" {self.trial.number}: choose one of {', '.join(sorted(metrics)) or 'none'}"
             )
-        value, step = metrics[self.monitor], int(getattr(pl_module, "generator_steps", trainer.global_step))
-        self.trial.report(value, step)
+        epoch = trainer.current_epoch + 1  # epochs trained, this one included
+        if epoch in self.reported:  # a second validation in the same epoch (val_check_interval < 1): the first counts
+            return
+        self.reported.add(epoch)
+        value = metrics[self.monitor]
+        self.trial.report(value, epoch)
         if self.trial.should_prune():
             pruner = type(self.trial.study.pruner).__name__
             progress = pl_module.progress() if hasattr(pl_module, "progress") else {}
             raise TrialPruned(
-                f"trial {self.trial.number} pruned by {pruner} at generator step {step}: {self.monitor}={value:.6g}",
+                f"trial {self.trial.number} pruned by {pruner} at epoch {epoch}: {self.monitor}={value:.6g}",
                 value, metrics, {**progress, "epochs": trainer.current_epoch},
             )

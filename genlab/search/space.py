@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, first_line
 
 
 def is_integer(value: Any) -> bool:
@@ -74,8 +74,7 @@ class SearchSpace:
             try:
                 override = parser.parse_override(line)
             except Exception as error:
-                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                raise ConfigError(f"hydra.sweeper.params: cannot read {line!r}: {first}") from error
+                raise ConfigError(f"hydra.sweeper.params: cannot read {line!r}: {first_line(error)}") from error
             key = override.get_key_element()
             distributions.pop(key, None)
             fixed.pop(key, None)

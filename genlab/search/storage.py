@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, first_line
 
 JOURNAL_SCHEME = "journal://"
 DEFAULT_DATABASE = "optuna.db"
@@ -26,8 +26,11 @@ def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
     return f"sqlite:///{Path(sweep_dir) / DEFAULT_DATABASE}"
 
 
-def open_storage(url: str, heartbeat_interval: int | None = None) -> Any:
-    """An Optuna storage for `url`; a URL that cannot be opened is refused naming hydra.sweeper.storage."""
+def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None) -> Any:
+    """An Optuna storage for `url`; a URL that cannot be opened is refused naming hydra.sweeper.storage.
+
+    Heartbeats (hydra.sweeper.heartbeat_interval; stale after grace_period, twice the interval by
+    default) exist for database storages only: Optuna's journal storage has none."""
     import optuna
 
     try:
@@ -39,12 +42,11 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> Any:
                 raise FileNotFoundError(f"folder {path.parent} does not exist")
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}} if url.startswith("sqlite") else None
-        heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": 2 * heartbeat_interval} if heartbeat_interval else {}
+        heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period or 2 * heartbeat_interval} if heartbeat_interval else {}
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
     except Exception as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ConfigError(
-            f"hydra.sweeper.storage={url!r} cannot be opened ({first}): use null (SQLite in the search's folder),"
+            f"hydra.sweeper.storage={url!r} cannot be opened ({first_line(error)}): use null (SQLite in the search's folder),"
             f" a database URL such as sqlite:///path/optuna.db or postgresql://user@host/db, or {JOURNAL_SCHEME}/path/study.log"
         ) from error
 

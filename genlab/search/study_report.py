@@ -14,6 +14,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from genlab.commands.report import format_value
+from genlab.errors import first_line
+
 STUDY_FILE = "study.yaml"
 
 
@@ -61,12 +64,13 @@ def load_study(folder: Path) -> StudySummary | None:
         return None
     import optuna
 
-    from genlab.search.storage import open_storage
+    from genlab.search.storage import open_storage, storage_url
 
     record = OmegaConf.to_container(OmegaConf.load(record_path))
+    url = storage_url(record.get("storage"), folder)  # null: the SQLite file beside study.yaml
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=record["study_name"], storage=open_storage(record["storage"]))
-    summary = StudySummary(record["study_name"], record["storage"], record.get("direction", "minimize"),
+    study = optuna.load_study(study_name=record["study_name"], storage=open_storage(url))
+    summary = StudySummary(record["study_name"], url, record.get("direction", "minimize"),
                            record.get("optimized_metric"), study.get_trials(deepcopy=False))
     summary.importances, summary.importance_note = importances(study)
     return summary
@@ -83,13 +87,9 @@ def importances(study: Any) -> tuple[dict[str, float], str]:
         try:
             weights = optuna.importance.get_param_importances(study)
         except (ValueError, RuntimeError) as error:
-            return {}, str(error).strip().splitlines()[0]
-    notes = [str(w.message).strip().splitlines()[0] for w in caught if issubclass(w.category, UserWarning)]
+            return {}, first_line(error)
+    notes = [first_line(str(w.message)) for w in caught if issubclass(w.category, UserWarning)]
     return weights, " ".join(notes)
-
-
-def format_value(value: float | None) -> str:
-    return "" if value is None or math.isnan(value) else f"{value:.6g}"
 
 
 def markdown(summary: StudySummary, plot: Path | None, report_dir: Path) -> list[str]:
@@ -106,12 +106,12 @@ def markdown(summary: StudySummary, plot: Path | None, report_dir: Path) -> list
              f"{summary.direction} `{summary.metric}`; trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + note + ".",
              f"Stored in `{summary.storage}`; open it with `{dashboard_command(summary.storage)}`.", ""]
     params = sorted({name for t in summary.trials for name in t.params})
-    header = ["rank", "trial", "state", f"`{summary.metric}`", "generator step", *(f"`{p}`" for p in params)]
+    header = ["rank", "trial", "state", f"`{summary.metric}`", "last epoch reported", *(f"`{p}`" for p in params)]
     lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for rank, trial in enumerate(summary.ranked(), start=1):
         value = trial.value if trial.value is not None else last_reported(trial)
-        step = str(max(trial.intermediate_values)) if trial.intermediate_values else ""
-        cells = [str(rank), str(trial.number), trial.state.name.lower(), format_value(value), step,
+        epoch = str(max(trial.intermediate_values)) if trial.intermediate_values else ""
+        cells = [str(rank), str(trial.number), trial.state.name.lower(), format_value(value, digits=6), epoch,
                  *(str(trial.params.get(p, "")) for p in params)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "### Parameter importances (optuna.importance.get_param_importances)", ""]
