@@ -88,37 +88,37 @@ class SigtermInTraining(pl.Callback):
 
 
 def test_a_trial_stopped_in_training_is_continued_from_its_checkpoint_by_the_next_command(tmp_path):
-    # trial 2 gets SIGTERM at generator step 6 of 8 (in its second epoch): the search stops; the same command
-    # then continues trial 2 from its checkpoint as trial 3, and runs trial 4 to reach n_trials=4
-    sigterm = "+callbacks.sigterm={_target_:tests.test_search.SigtermInTraining,trial:2,step:6}"
-    args = ("train", *SEARCH, "hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=none", "hydra.sweeper.sampler.n_startup_trials=2", sigterm)
+    # trial 1 gets SIGTERM at generator step 6 of 8 (in its second epoch): the search stops; the same command
+    # then continues trial 1 from its checkpoint as trial 2, which brings the study to n_trials=2
+    sigterm = "+callbacks.sigterm={_target_:tests.test_search.SigtermInTraining,trial:1,step:6}"
+    args = ("train", *SEARCH, "hydra.sweeper.n_trials=2", "hydra/sweeper/pruner=none", sigterm)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the callback's module, in the search's process
     first = subprocess.run([GENLAB, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert first.returncode == 128 + signal.SIGTERM, first.stderr[-2000:]
     error_lines = [line for line in first.stderr.splitlines() if line.startswith("genlab: error:")]
-    assert len(error_lines) == 1 and "trial 2 was interrupted" in error_lines[0] and "run the same command again" in error_lines[0]
+    assert len(error_lines) == 1 and "trial 1 was interrupted" in error_lines[0] and "run the same command again" in error_lines[0]
     before = load(tmp_path)
     assert [(t.state, t.user_attrs.get("status")) for t in before.trials] == \
-        [(TrialState.COMPLETE, "completed")] * 2 + [(TrialState.FAIL, "interrupted")]
-    assert summary(tmp_path / STUDY / "trial_2")["status"] == "interrupted"
-    assert (tmp_path / STUDY / "trial_2" / "checkpoints" / "interrupted.ckpt").is_file()
-    stamps = {n: (tmp_path / STUDY / f"trial_{n}" / "summary.json").stat().st_mtime_ns for n in (0, 1)}
+        [(TrialState.COMPLETE, "completed"), (TrialState.FAIL, "interrupted")]
+    assert summary(tmp_path / STUDY / "trial_1")["status"] == "interrupted"
+    assert (tmp_path / STUDY / "trial_1" / "checkpoints" / "interrupted.ckpt").is_file()
+    stamp = (tmp_path / STUDY / "trial_0" / "summary.json").stat().st_mtime_ns
 
     again = subprocess.run([GENLAB, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-2000:]
     after = load(tmp_path)
     assert after._study_id == before._study_id  # the same study, continued
-    assert [t.state for t in after.trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] + [TrialState.COMPLETE] * 2
-    for n in (0, 1):  # the earlier trials stay as they were, neither re-run nor rewritten
-        assert after.trials[n].value == before.trials[n].value and after.trials[n].params == before.trials[n].params
-        assert (tmp_path / STUDY / f"trial_{n}" / "summary.json").stat().st_mtime_ns == stamps[n]
-    (follower,) = [t for t in after.trials if t.user_attrs.get("resumes") == 2]
-    assert follower.number == 3 and follower.params == after.trials[2].params
-    resumed = summary(tmp_path / STUDY / "trial_3")
-    assert f"ckpt_path={tmp_path / STUDY / 'trial_2' / 'checkpoints' / 'interrupted.ckpt'}" in resumed["overrides"]
+    assert [t.state for t in after.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    # the completed trial stays as it was, neither re-run nor rewritten
+    assert after.trials[0].value == before.trials[0].value and after.trials[0].params == before.trials[0].params
+    assert (tmp_path / STUDY / "trial_0" / "summary.json").stat().st_mtime_ns == stamp
+    (follower,) = [t for t in after.trials if t.user_attrs.get("resumes") == 1]
+    assert follower.number == 2 and follower.params == after.trials[1].params
+    resumed = summary(tmp_path / STUDY / "trial_2")
+    assert f"ckpt_path={tmp_path / STUDY / 'trial_1' / 'checkpoints' / 'interrupted.ckpt'}" in resumed["overrides"]
     assert resumed["status"] == "completed" and resumed["generator_steps"] == 8  # 6 before the signal, 2 after
-    assert summary(tmp_path / STUDY / "trial_2")["continued_in"] == "trial_3"
-    assert "study vae_elbo: 4 complete, 0 pruned, 0 failed, 1 interrupted" in again.stdout
+    assert summary(tmp_path / STUDY / "trial_1")["continued_in"] == "trial_2"
+    assert "study vae_elbo: 2 complete, 0 pruned, 0 failed, 1 interrupted" in again.stdout
 
 
 def test_an_interrupted_trial_comes_back_first_with_its_parameters_and_checkpoint(tmp_path):
