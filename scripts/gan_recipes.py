@@ -38,6 +38,8 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "dcgan": ("dcgan", ["model=dcgan"]),
     "dcgan_ema": ("dcgan + EMA", ["model=dcgan", *EMA]),
     "dcgan_ema_diffaugment": ("dcgan + EMA + DiffAugment", ["model=dcgan", *EMA, "model/augment=diffaugment"]),
+    # the quick start's recipe: 5x DCGAN's learning rate, which an EMA keeps from showing its noise
+    "dcgan_lr1e3_ema": ("dcgan, lr 1e-3 + EMA", ["model=dcgan", "optimizer.lr=1e-3", *EMA]),
     "rpgan": ("rpgan", ["model=rpgan"]),
     "wgan_gp": ("wgan_gp", ["model=wgan_gp"]),
     "sngan": ("sngan", ["model=sngan"]),
@@ -57,7 +59,7 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "cvae_ema": ("cvae + EMA", ["model=cvae", *EMA]),
 }
 # issue 13's table: what each trick adds to DCGAN, and the modern and classic baselines
-DEFAULT_RECIPES = ["dcgan", "dcgan_ema", "dcgan_ema_diffaugment", "rpgan", "wgan_gp", "sngan"]
+DEFAULT_RECIPES = ["dcgan", "dcgan_ema", "dcgan_ema_diffaugment", "dcgan_lr1e3_ema", "rpgan", "wgan_gp", "sngan"]
 # scripts/model_gallery.py: each family's best recipe by the table
 GALLERY_RECIPES = ["gan_ema", "cgan_ema", "acgan_ema", "dcgan_ema_diffaugment", "lsgan_ema", "sngan_ema", "wgan_ema",
                    "wgan_gp_ema", "rpgan_ema", "vae_ema", "cvae_ema"]
@@ -72,7 +74,7 @@ ROW_FILE = "recipe_row.json"
 METRICS = ("fid", "kid", "precision", "recall", "inception_score", "coverage_entropy",
            "coverage_normalized_entropy", "confident_share", "classes_covered", "label_accuracy", "intra_fid")
 CSV_FIELDS = ("recipe", "seed", "status", "budget_generator_steps", "generator_steps", "images_seen", "epochs",
-              "train_minutes", "seconds_per_generator_step", "steady_seconds_per_generator_step", "eval_seconds", *METRICS, "run_dir", "overrides", "error")
+              "train_minutes", "seconds_per_generator_step", "steady_seconds_per_generator_step", "eval_seconds", *METRICS, "fid_raw_weights", "run_dir", "overrides", "error")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -165,20 +167,37 @@ def run_one(runner: Runner, recipe: str, seed: int, run_dir: Path, args: argpars
         row["seconds_per_generator_step"] = 60 * row["train_minutes"] / row["generator_steps"]
     row["steady_seconds_per_generator_step"] = steady_seconds_per_update(run_dir)
     start = time.perf_counter()
-    evaluated = runner(
-        "eval", f"ckpt_path={checkpoint}", "extractor=classifier", "split=test", f"n_samples={args.eval_samples}",
-        "progress=false", *runner.judge, f"hydra.run.dir={run_dir / 'eval'}",
-    )
+    results, row["error"] = evaluate(runner, checkpoint, run_dir / "eval", args)
     row["eval_seconds"] = time.perf_counter() - start
-    results_path = run_dir / "eval" / "metrics.json"
-    if evaluated.returncode != 0 or not results_path.is_file():
-        row["error"] = f"genlab eval exited {evaluated.returncode}: {evaluated.stderr.strip()[-1500:]}"
+    if results is None:
         return row
-    results = json.loads(results_path.read_text())
     row.update({name: results["metrics"][name] for name in METRICS if name in results["metrics"]})
     row["eval_protocol"] = results["protocol"]
     row["status"] = "completed"
     return row
+
+
+def evaluate(runner: Runner, checkpoint: Path, folder: Path, args: argparse.Namespace,
+             *overrides: str) -> tuple[dict[str, Any] | None, str | None]:
+    """`genlab eval`'s metrics.json for a checkpoint (classifier FID etc. against the test split), or the error."""
+    evaluated = runner(
+        "eval", f"ckpt_path={checkpoint}", "extractor=classifier", "split=test", f"n_samples={args.eval_samples}",
+        "progress=false", *runner.judge, *overrides, f"hydra.run.dir={folder}",
+    )
+    results_path = folder / "metrics.json"
+    if evaluated.returncode != 0 or not results_path.is_file():
+        return None, f"genlab eval exited {evaluated.returncode}: {evaluated.stderr.strip()[-1500:]}"
+    return json.loads(results_path.read_text()), None
+
+
+def add_raw_weights_fid(runner: Runner, row: dict[str, Any], args: argparse.Namespace) -> None:
+    """FID of the same run's raw weights (`ema=false`): EMA's effect, paired on one training run."""
+    run_dir = Path(row["run_dir"])
+    results, error = evaluate(runner, run_dir / "checkpoints" / "last.ckpt", run_dir / "eval_raw_weights", args, "ema=false")
+    if results is None:
+        row["error"] = error
+    else:
+        row["fid_raw_weights"] = results["metrics"]["fid"]
 
 
 def finished_row(run_dir: Path, overrides: list[str]) -> dict[str, Any] | None:
@@ -238,7 +257,8 @@ def summarize(rows: list[dict[str, Any]], recipes: list[str]) -> dict[str, dict[
         done = [row for row in rows if row["recipe"] == recipe and row["status"] == "completed"]
         entry: dict[str, Any] = {"label": RECIPES[recipe][0], "runs": len(done),
                                  "failed": sum(row["recipe"] == recipe and row["status"] != "completed" for row in rows)}
-        for name in (*METRICS, "train_minutes", "seconds_per_generator_step", "steady_seconds_per_generator_step"):
+        for name in (*METRICS, "fid_raw_weights", "train_minutes", "seconds_per_generator_step",
+                     "steady_seconds_per_generator_step"):
             values = [row[name] for row in done if row.get(name) is not None]
             if values:
                 entry[name] = {"mean": statistics.mean(values),
@@ -251,6 +271,8 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
     recipes, seeds = args.recipes, args.seeds
     conditional = any(recipe_facts[recipe]["conditional"] for recipe in recipes)
     head = ["recipe", "overrides", "FID ↓", "coverage entropy (nats) ↑", "classes covered"]
+    averaging = any((recipe_facts[recipe]["ema"] or {}).get("decay") is not None for recipe in recipes)
+    head += ["FID of the raw weights (same runs)"] if averaging else []
     head += ["label accuracy"] if conditional else []
     head += ["train minutes", "s / generator update", "runs"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -262,6 +284,8 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
 
         cells = [RECIPES[recipe][0], "`" + " ".join(RECIPES[recipe][1]) + "`", mean_std(column("fid"), 1),
                  mean_std(column("coverage_entropy"), 3), mean_std(column("classes_covered"), 1)]
+        if averaging:
+            cells.append(mean_std(column("fid_raw_weights"), 1))
         if conditional:
             cells.append(mean_std(column("label_accuracy"), 3) if recipe_facts[recipe]["conditional"] else "–")
         cells += [mean_std(column("train_minutes"), 2), mean_std(column("steady_seconds_per_generator_step"), 3),
@@ -281,9 +305,10 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
          " (EMA weights where the recipe keeps an EMA): Fréchet distance of the domain classifier's features against"
          " the test split, comparable only with other genlab classifier FIDs at the same number of samples. Coverage"
          " entropy: of the classifier's predicted classes, ln 10 = 2.303 is every digit equally. Classes covered:"
-         " with at least one confident (p ≥ 0.9) sample."),
+         " with at least one confident (p ≥ 0.9) sample. FID of the raw weights: the same checkpoints judged with"
+         " `ema=false`, for the recipes that keep an EMA: what the average adds, paired on one training run."),
         (f"Train minutes: wall clock of `genlab train` (start-up, validation and checkpoints included) with"
-         f" OMP_NUM_THREADS={args.threads} on {platform.machine()} ({os.cpu_count()} CPUs), one run at a time."
+         f" OMP_NUM_THREADS={args.threads} on {platform.machine()} ({os.cpu_count()} CPUs); the script runs one at a time, but other load on the machine is not controlled: compare times only within one table."
          " s / generator update: training alone, from the TensorBoard wall times of the second to the last update"
          " (validation epochs included, start-up not); recipes.csv also has the whole run's time over its updates."),
         f"Made by `python scripts/gan_recipes.py {' '.join(sys.argv[1:])}`.",
@@ -381,8 +406,11 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     set_aside(run_dir)
                     row = run_one(runner, recipe, seed, run_dir, args)
-                    run_dir.mkdir(parents=True, exist_ok=True)
-                    (run_dir / ROW_FILE).write_text(json.dumps(row, default=str))
+                averages = (recipe_facts[recipe]["ema"] or {}).get("decay") is not None
+                if averages and row["status"] == "completed" and row.get("fid_raw_weights") is None:
+                    add_raw_weights_fid(runner, row, args)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / ROW_FILE).write_text(json.dumps(row, default=str))
                 rows.append(row)
                 if row["status"] == "completed":
                     steady = row["steady_seconds_per_generator_step"]
