@@ -29,7 +29,7 @@ def test_train_help_shows_the_config_groups_and_their_options(tmp_path):
     assert result.returncode == 0
     groups = dict(line.split(":", 1) for line in result.stdout.splitlines() if line[:1].isalpha() and ":" in line)
     assert groups["data"].split() == ["cifar10,", "mnist,", "mnist_mini"]
-    assert groups["model/net"].split() == ["conv_vae,", "dcgan,", "dcgan_projection,", "mlp,", "unet"]
+    assert groups["model/net"].split() == ["conv_vae,", "dcgan,", "dcgan_auxiliary,", "dcgan_projection,", "dcgan_projection_small,", "mlp,", "unet"]
     assert groups["model"].split() == [f"{m}," for m in "acgan cddpm cflow cgan cvae dcgan ddpm flow gan lsgan rpgan sngan vae wgan".split()] + ["wgan_gp"]
     for group in ("trainer", "experiment", "debug", "optimizer", "logger", "callbacks", "paths", "hydra"):
         assert group in groups
