@@ -40,6 +40,8 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "dcgan_ema_diffaugment": ("dcgan + EMA + DiffAugment", ["model=dcgan", *EMA, "model/augment=diffaugment"]),
     # the quick start's recipe: 5x DCGAN's learning rate, which an EMA keeps from showing its noise
     "dcgan_lr1e3_ema": ("dcgan, lr 1e-3 + EMA", ["model=dcgan", "optimizer.lr=1e-3", *EMA]),
+    "dcgan_lr1e3_ema_diffaugment": ("dcgan, lr 1e-3 + EMA + DiffAugment",
+                                    ["model=dcgan", "optimizer.lr=1e-3", *EMA, "model/augment=diffaugment"]),
     "rpgan": ("rpgan", ["model=rpgan"]),
     "wgan_gp": ("wgan_gp", ["model=wgan_gp"]),
     "sngan": ("sngan", ["model=sngan"]),
@@ -59,7 +61,8 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "cvae_ema": ("cvae + EMA", ["model=cvae", *EMA]),
 }
 # issue 13's table: what each trick adds to DCGAN, and the modern and classic baselines
-DEFAULT_RECIPES = ["dcgan", "dcgan_ema", "dcgan_ema_diffaugment", "dcgan_lr1e3_ema", "rpgan", "wgan_gp", "sngan"]
+DEFAULT_RECIPES = ["dcgan", "dcgan_ema", "dcgan_ema_diffaugment", "dcgan_lr1e3_ema", "dcgan_lr1e3_ema_diffaugment",
+                   "rpgan", "wgan_gp", "sngan"]
 # scripts/model_gallery.py: each family's best recipe by the table
 GALLERY_RECIPES = ["gan_ema", "cgan_ema", "acgan_ema", "dcgan_ema_diffaugment", "lsgan_ema", "sngan_ema", "wgan_ema",
                    "wgan_gp_ema", "rpgan_ema", "vae_ema", "cvae_ema"]
