@@ -140,13 +140,20 @@ class AuxiliaryClassifier(Regularizer):
             raise ConfigError("model.regularizers.auxiliary_classifier needs a conditional model (model.num_classes > 0)")
         return labels
 
+    def _logits(self, module: AdversarialModule, images: Tensor) -> Tensor:
+        classify = getattr(module.discriminator, "classify", None)
+        if classify is None:  # e.g. model/net=mlp, whose discriminator has no class head
+            raise ConfigError("model.regularizers.auxiliary_classifier needs a discriminator with a class head:"
+                              " model/net=dcgan_auxiliary (model.net.discriminator.conditioning=auxiliary)")
+        return classify(images)
+
     def critic_term(self, module: AdversarialModule, real: Tensor, fake: Tensor, labels: Tensor | None) -> Term:
         labels = self._labels(module, labels)
-        loss = auxiliary_class_loss(module.discriminator.classify(real), labels)
+        loss = auxiliary_class_loss(self._logits(module, real), labels)
         if self.on_fake:
-            loss = loss + auxiliary_class_loss(module.discriminator.classify(fake), labels)
+            loss = loss + auxiliary_class_loss(self._logits(module, fake), labels)
         return Term(self.weight * loss, loss.detach())
 
     def generator_term(self, module: AdversarialModule, fake: Tensor, labels: Tensor | None) -> Term:
-        loss = auxiliary_class_loss(module.discriminator.classify(fake), self._labels(module, labels))
+        loss = auxiliary_class_loss(self._logits(module, fake), self._labels(module, labels))
         return Term(self.weight * loss, loss.detach())

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from genlab.builder import build, build_module
+from genlab.errors import ConfigError
 from genlab.objectives import gradient_penalty
 from genlab.regularizers import AuxiliaryClassifier, GradientPenalty, R1Penalty, R2Penalty, Regularizer, Term, WeightClipping
 from tests.conftest import BARE, logged
@@ -218,3 +219,9 @@ def test_bad_acgan_settings_are_named(compose_train, fake_data_root, override, m
     with pytest.raises(Exception, match=message):
         datamodule, module, trainer = build(cfg)
         trainer.fit(module, datamodule=datamodule)
+
+
+def test_acgan_on_a_discriminator_without_a_class_head_names_the_net_to_use():
+    module = type("Module", (), {"discriminator": nn.Linear(4, 1)})()  # like model/net=mlp's: no classify()
+    with pytest.raises(ConfigError, match="model/net=dcgan_auxiliary"):
+        AuxiliaryClassifier().generator_term(module, torch.randn(2, 4), torch.tensor([0, 1]))
