@@ -16,7 +16,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from genlab.errors import first_line  # an error's first line: the rest would break the Markdown list
 from genlab.run.summary import FILENAME, read_summary
@@ -308,7 +308,14 @@ def plot_curves(runs: Sequence[Run], metric: str, path: Path) -> Path | None:
     axes.set_xlabel("generator updates" if common else "logger step (batches; not comparable across families)")
     axes.set_ylabel(metric)
     axes.set_title(f"{metric} for {len(with_curve)} runs")
-    axes.legend(fontsize=7, loc="best")
+    return save_figure(figure, axes, path, legend_size=7)
+
+
+def save_figure(figure: Any, axes: Any, path: Path, legend_size: int) -> Path:
+    """Legend, layout, a PNG at the report's resolution, and the figure closed (plots of runs and of studies)."""
+    import matplotlib.pyplot as plt
+
+    axes.legend(fontsize=legend_size, loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

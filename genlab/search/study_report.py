@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from genlab.commands.report import format_value
+from genlab.commands.report import format_value, save_figure
 from genlab.errors import first_line
 
 STUDY_FILE = "study.yaml"
@@ -160,8 +160,4 @@ def plot_trials(summary: StudySummary, path: Path) -> Path | None:
     axes.set_xlabel("trial")
     axes.set_ylabel(summary.metric or "objective")
     axes.set_title(f"study {summary.name}: {len(points)} trials")
-    axes.legend(fontsize=8, loc="best")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, axes, path, legend_size=8)
