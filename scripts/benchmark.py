@@ -18,11 +18,15 @@ and range.
 genlab/plain is what Lightning and genlab's logging and callbacks cost (the target is >= 0.95);
 plain/DataLoader is what keeping the data set on the device gains.
 
-Speed options: the genlab path again with each option's overrides (speed.compile=true,
+Options: the genlab path again with each option's overrides (speed.compile=true,
 speed.channels_last=true, trainer.precision=bf16-mixed, and on a GPU trainer.precision=16-mixed
 and trainer.benchmark=true), against the genlab path without it: (genlab+option/plain) /
 (genlab/plain) of the same repeat, the plain steps serving as the yardstick. Beside it, the time
-the warm-up batches took in the first repeat (torch.compile compiles there).
+the warm-up batches took in the first repeat (torch.compile compiles there). `--options tricks`
+measures the training tricks the same way (TRICK_OPTIONS: EMA, DiffAugment, ADA, R1 every step
+and lazily every 16, R1 + R2): what each costs per training batch of the same model. The EMA's
+standing batch norm statistics cost nothing here: they are measured when sampling, once per
+change of the average (timed under "standing statistics" below).
 
 Sampling (the many-step families, model=ddpm, flow, cddpm, cflow): images/s of `module.sample` for
 each sampler and step count in SAMPLERS, the best of the repeats, with the UNet's EMA swapped in as
@@ -41,6 +45,7 @@ start-up.
     python scripts/benchmark.py --device cuda --batches 300 --json benchmark.json
     python scripts/benchmark.py --models vae --batches 200 --options none --no-startup
     python scripts/benchmark.py --models ddpm flow --options none --no-startup --sample-images 100
+    python scripts/benchmark.py --models dcgan --options tricks --no-startup
 """
 
 from __future__ import annotations
@@ -83,6 +88,23 @@ SPEED_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cudnn.benchmark": (("trainer.benchmark=true",), ("cuda",)),
 }
 
+# training tricks (issue 13): what each costs per training batch, measured like a speed option. The
+# plain loop stays the plain model's, so (genlab+trick/plain) / (genlab/plain) is the trick's cost.
+R1 = "{_target_:genlab.regularizers.R1Penalty,gamma:0.1,interval:%d}"
+R2 = "{_target_:genlab.regularizers.R2Penalty,gamma:0.1,interval:1}"
+TRICK_OPTIONS: dict[str, tuple[str, ...]] = {
+    "ema": ("model.ema.decay=0.999",),
+    "diffaugment": ("model/augment=diffaugment",),
+    "ada": ("model/augment=ada",),
+    "r1": ("+model.regularizers.r1=" + R1 % 1,),
+    "r1_lazy16": ("+model.regularizers.r1=" + R1 % 16,),
+    "r1+r2": ("+model.regularizers.r1=" + R1 % 1, "+model.regularizers.r2=" + R2),
+}
+# every option a run can name: speed options where they apply, tricks everywhere
+OPTIONS: dict[str, tuple[str, ...]] = {
+    **{name: overrides for name, (overrides, _) in SPEED_OPTIONS.items()}, **TRICK_OPTIONS,
+}
+
 # the sampler settings timed for the many-step families: model -> (method, steps)
 _DDPM_SAMPLERS = (("ddpm", 100), ("ddim", 20), ("ddim", 50), ("dpm++", 10), ("dpm++", 20))
 _FLOW_SAMPLERS = (("euler", 20), ("euler", 50), ("heun", 10), ("heun", 25))
@@ -102,16 +124,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument(
         "--options", nargs="+", default=["all"], metavar="OPTION",
-        help=f"speed options to measure: all (those that apply to the device), none, or some of {', '.join(SPEED_OPTIONS)}",
+        help=f"options to measure: all (the speed options that apply to the device), tricks (every training trick:"
+             f" {', '.join(TRICK_OPTIONS)}), none, or some of {', '.join(OPTIONS)}",
     )
     parser.add_argument("--sample-images", type=int, default=100,
                         help="images per timed sampling call (many-step families: ddpm, flow, cddpm, cflow)")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurements")
     parser.add_argument("--json", type=Path, help="also save every measurement here")
     args = parser.parse_args()
-    unknown = set(args.options) - {"all", "none", *SPEED_OPTIONS}
+    unknown = set(args.options) - {"all", "tricks", "none", *OPTIONS}
     if unknown:
-        parser.error(f"unknown --options {', '.join(sorted(unknown))}; choose from all, none, {', '.join(SPEED_OPTIONS)}")
+        parser.error(f"unknown --options {', '.join(sorted(unknown))}; choose from all, tricks, none, {', '.join(OPTIONS)}")
     if min(args.batches, args.batch_size, args.repeats) < 1 or min(args.warmup, args.workers) < 0:
         parser.error("--batches, --batch-size and --repeats must be >= 1; --warmup and --workers >= 0")
     return args
@@ -129,15 +152,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 def speed_options(requested: list[str], device: torch.device) -> list[str]:
-    """The speed options to measure on this device; asking for one that does not apply to it is an error."""
+    """The options to measure on this device; asking for a speed option that does not apply to it is an error."""
     if "none" in requested:
         return []
-    if "all" in requested:
-        return [name for name, (_, devices) in SPEED_OPTIONS.items() if device.type in devices]
+    chosen: list[str] = []
     for name in requested:
-        if device.type not in SPEED_OPTIONS[name][1]:
+        if name == "all":
+            chosen += [option for option, (_, devices) in SPEED_OPTIONS.items() if device.type in devices]
+        elif name == "tricks":
+            chosen += list(TRICK_OPTIONS)
+        elif name in SPEED_OPTIONS and device.type not in SPEED_OPTIONS[name][1]:
             raise SystemExit(f"--options {name} applies to {' and '.join(SPEED_OPTIONS[name][1])} only, not {device.type}")
-    return requested
+        else:
+            chosen.append(name)
+    return list(dict.fromkeys(chosen))
 
 
 def compose_train(
@@ -222,7 +250,7 @@ def measure_throughput(args: argparse.Namespace, device: torch.device, options: 
                 pair = plain_against_loader(plain, loader, args, device)
             else:
                 option = run.partition("+")[2]
-                pair = genlab_against_plain(model, args, device, plain, SPEED_OPTIONS[option][0] if option else ())
+                pair = genlab_against_plain(model, args, device, plain, OPTIONS[option] if option else ())
             results[model][run].append(pair)
             first, second = run.split("/") if "/" in run else (run, "plain")
             print(
@@ -262,6 +290,42 @@ def measure_sampling(args: argparse.Namespace, device: torch.device) -> dict[str
                    "seconds_per_1000_images": 1000 * min(seconds) / args.sample_images}
             results[model].append(row)
             print(f"  sampling {model:<6} {method:>6} {steps:>4} steps: {row['images_per_second']:8.1f} img/s", file=sys.stderr)
+    return results
+
+
+# --- the EMA's standing statistics (paid when sampling, not per training batch) ------------------
+
+
+def measure_standing_statistics(args: argparse.Namespace, device: torch.device) -> dict[str, dict[str, float]]:
+    """Seconds that measuring the EMA's standing batch norm statistics adds to a `sample()` call, per model
+    whose image network has batch norm (model.ema.decay=0.999 and the EMA's default settings): the first
+    call after an update of the average measures them, the next call with the same average reuses them.
+    Best of `repeats`; `genlab` calls it once per sample grid or val/fid, not per training batch."""
+    from genlab.builder import build_module
+
+    results: dict[str, dict[str, float]] = {}
+    for model in (m for m in args.models if m not in SAMPLERS):
+        with tempfile.TemporaryDirectory(prefix="genlab-bench-") as scratch:
+            cfg = compose_train(model, args.batch_size, device, 1, Path(scratch), TRICK_OPTIONS["ema"])
+        module = build_module(cfg).to(device)
+        network = module.image_network()
+        if module.ema is None or not module.ema.standing_statistics or not any(
+                isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) for layer in network.modules()):
+            continue
+        measured, reused = [], []
+        for repeat in range(args.repeats + 1):  # the first round warms up, untimed
+            module.update_ema()
+            start = time.perf_counter()
+            module.sample(args.batch_size, generator=torch.Generator().manual_seed(repeat))
+            middle = time.perf_counter()
+            module.sample(args.batch_size, generator=torch.Generator().manual_seed(repeat))
+            end = time.perf_counter()
+            if repeat:
+                measured.append(middle - start)
+                reused.append(end - middle)
+        results[model] = {"batches": module.ema.standing_statistics, "batch_size": module.ema.standing_batch_size,
+                          "seconds": min(measured) - min(reused)}
+        print(f"  standing statistics {model:<8}: {results[model]['seconds'] * 1000:.1f} ms", file=sys.stderr)
     return results
 
 
@@ -331,12 +395,14 @@ def main() -> int:
     # Lightning's notes (accelerators, small epochs, unmonitored checkpoints) would bury the table
     warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    results = measure_throughput(args, device, speed_options(args.options, device))
+    options = speed_options(args.options, device)
+    results = measure_throughput(args, device, options)
     sampling = measure_sampling(args, device)
+    standing = measure_standing_statistics(args, device) if "ema" in options else {}
     startup = {} if args.no_startup else measure_startup(device, args.repeats)
-    print_report(results, startup, args, device, sampling)
+    print_report(results, startup, args, device, sampling, standing)
     if args.json:
-        save_json(args.json, results, startup, args, device, sampling)
+        save_json(args.json, results, startup, args, device, sampling, standing)
     return 0
 
 

@@ -48,24 +48,19 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     # conditional: --recipes cgan acgan (the table gains a label-accuracy column)
     "cgan": ("cgan (projection D, CBN G)", ["model=cgan"]),
     "acgan": ("acgan (auxiliary classifier)", ["model=acgan"]),
-    # every other family with an EMA of the network that makes images: the gallery's recipes
-    "gan_ema": ("gan + EMA", ["model=gan", *EMA]),
-    "cgan_ema": ("cgan + EMA", ["model=cgan", *EMA]),
-    "acgan_ema": ("acgan + EMA", ["model=acgan", *EMA]),
-    "lsgan_ema": ("lsgan + EMA", ["model=lsgan", *EMA]),
-    "sngan_ema": ("sngan + EMA", ["model=sngan", *EMA]),
-    "wgan_ema": ("wgan + EMA", ["model=wgan", *EMA]),
-    "wgan_gp_ema": ("wgan_gp + EMA", ["model=wgan_gp", *EMA]),
-    "rpgan_ema": ("rpgan + EMA", ["model=rpgan", *EMA]),
-    "vae_ema": ("vae + EMA", ["model=vae", *EMA]),
-    "cvae_ema": ("cvae + EMA", ["model=cvae", *EMA]),
+    # the gallery's other families (scripts/model_gallery.py): their defaults, or the table's best recipe for
+    # DCGAN's nets and optimizer (lr 1e-3 + EMA) where they share them
+    "gan": ("gan (MLP)", ["model=gan"]),
+    "lsgan_lr1e3_ema": ("lsgan, lr 1e-3 + EMA", ["model=lsgan", "optimizer.lr=1e-3", *EMA]),
+    "acgan_real_lr1e3_ema": ("acgan, lr 1e-3 + EMA, class term on real images",
+                             ["model=acgan", "optimizer.lr=1e-3", *EMA, "model.regularizers.auxiliary_classifier.on_fake=false"]),
+    "wgan": ("wgan (weight clipping)", ["model=wgan"]),
+    "vae": ("vae", ["model=vae"]),
+    "cvae": ("cvae", ["model=cvae"]),
 }
 # issue 13's table: what each trick adds to DCGAN, and the modern and classic baselines
 DEFAULT_RECIPES = ["dcgan", "dcgan_ema", "dcgan_ema_diffaugment", "dcgan_lr1e3_ema", "dcgan_lr1e3_ema_diffaugment",
                    "rpgan", "wgan_gp", "sngan"]
-# scripts/model_gallery.py: each family's best recipe by the table
-GALLERY_RECIPES = ["gan_ema", "cgan_ema", "acgan_ema", "dcgan_ema_diffaugment", "lsgan_ema", "sngan_ema", "wgan_ema",
-                   "wgan_gp_ema", "rpgan_ema", "vae_ema", "cvae_ema"]
 # what every run shares besides the budget and the seed (the batch size is added from --batch-size)
 COMMON = ["data=mnist_mini", "trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
 # --smoke: seconds instead of minutes, for checking the script (the numbers mean nothing)
@@ -295,7 +290,9 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
                   f"{len(done)} of {len(seeds)}"]
         lines.append("| " + " | ".join(cells) + " |")
     first = recipe_facts[recipes[0]]
-    widths = sorted({(facts_["generator_width"], facts_["discriminator_width"]) for facts_ in recipe_facts.values()})
+    widths = sorted({(facts_["generator_width"], facts_["discriminator_width"]) for facts_ in recipe_facts.values()
+                     if facts_["generator_width"] is not None})
+    own_nets = [recipe for recipe in recipes if recipe_facts[recipe]["generator_width"] is None]
     critics = [f"{recipe} {recipe_facts[recipe]['n_critic']}" for recipe in recipes if recipe_facts[recipe]["n_critic"] != 1]
     notes = [
         f"mnist_mini, {args.budget:,} generator updates per run (`budget.generator_steps={args.budget}"
@@ -303,7 +300,10 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
         + (f": critic steps per update {', '.join(critics)}" if critics else "")
         + f"), batch {first['batch_size']}, conv nets of base width (G/D) "
         + ", ".join(f"{g}/{d}" for g, d in widths)
-        + (f", every recipe with `{' '.join(args.common)}`" if args.common else "") + f"; seeds {' '.join(map(str, seeds))}: mean ± std over seeds.",
+        + (f" ({', '.join(own_nets)}: their own nets)" if own_nets else "")
+        + (f", every recipe with `{' '.join(args.common)}`" if args.common else "")
+        + "".join(f", {', '.join(group)} with `{' '.join(shared)}`" for group, shared in getattr(args, "shared", []))
+        + f"; seeds {' '.join(map(str, seeds))}: mean ± std over seeds.",
         (f"FID: `genlab eval extractor=classifier split=test n_samples={args.eval_samples}` of `checkpoints/last.ckpt`"
          " (EMA weights where the recipe keeps an EMA): Fréchet distance of the domain classifier's features against"
          " the test split, comparable only with other genlab classifier FIDs at the same number of samples. Coverage"
@@ -314,17 +314,18 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
          f" OMP_NUM_THREADS={args.threads} on {platform.machine()} ({os.cpu_count()} CPUs); the script runs one at a time, but other load on the machine is not controlled: compare times only within one table."
          " s / generator update: training alone, from the TensorBoard wall times of the second to the last update"
          " (validation epochs included, start-up not); recipes.csv also has the whole run's time over its updates."),
-        f"Made by `python scripts/gan_recipes.py {' '.join(sys.argv[1:])}`.",
+        f"Made by `python scripts/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`.",
     ]
     if args.smoke:
         notes.insert(0, "**Smoke run** (`--smoke`: tiny validation and domain classifier): the numbers mean nothing.")
     failed = [row for row in rows if row["status"] != "completed"]
     notes += [f"Failed: {row['recipe']} seed {row['seed']}: {row['error']}" for row in failed]
-    return "\n".join(["# GAN recipes on mnist_mini at one budget", "", *lines, "", *notes]) + "\n"
+    title = getattr(args, "title", "GAN recipes on mnist_mini at one budget")
+    return "\n".join([f"# {title}", "", *lines, "", *notes]) + "\n"
 
 
 def strip(rows: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> Path | None:
-    """Each recipe's sample grid of its first seed, side by side, each with its label and FID."""
+    """Each recipe's sample grid of its first seed, four to a row, each with its label, FID and coverage."""
     from PIL import Image, ImageDraw
 
     grids = []
@@ -340,15 +341,16 @@ def strip(rows: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> P
         shutil.copy(picture, path.parent / "grids" / f"{recipe}.png")
     if not grids:
         return None
-    caption_height, gap = 18, 8
-    width = sum(grid.width for _, grid in grids) + gap * (len(grids) - 1)
-    height = caption_height + max(grid.height for _, grid in grids)
-    canvas = Image.new("RGB", (width, height), "white")
-    draw, x = ImageDraw.Draw(canvas), 0
-    for caption, grid in grids:
-        draw.text((x + 2, 3), caption, fill="black")
-        canvas.paste(grid, (x, caption_height))
-        x += grid.width + gap
+    caption_height, gap, per_row = 18, 8, 4
+    cell_width = max(grid.width for _, grid in grids) + gap
+    cell_height = caption_height + max(grid.height for _, grid in grids) + gap
+    rows_needed = math.ceil(len(grids) / per_row)
+    canvas = Image.new("RGB", (cell_width * min(per_row, len(grids)) - gap, cell_height * rows_needed - gap), "white")
+    draw = ImageDraw.Draw(canvas)
+    for index, (caption, grid) in enumerate(grids):
+        x, y = cell_width * (index % per_row), cell_height * (index // per_row)
+        draw.text((x + 2, y + 3), caption, fill="black")
+        canvas.paste(grid, (x, y + caption_height))
     canvas.save(path)
     return path
 
@@ -376,8 +378,37 @@ def write_outputs(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_f
     strip(rows, args, args.out / "recipes_seed0.png")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def table_row(runner: Runner, recipe: str, seed: int, work: Path, args: argparse.Namespace,
+              recipe_facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One run's row: kept from an earlier call with the same overrides in the same --work folder, or trained
+    and judged now (an unfinished or different earlier run is set aside first)."""
+    run_dir = work / recipe / f"seed_{seed}"
+    row = finished_row(run_dir, runner.train_overrides(recipe, seed))
+    if row is not None:
+        print(f"{recipe:22s} seed {seed}: kept from {run_dir} (same overrides)", flush=True)
+    else:
+        set_aside(run_dir)
+        row = run_one(runner, recipe, seed, run_dir, args)
+    averages = (recipe_facts[recipe]["ema"] or {}).get("decay") is not None
+    if averages and row["status"] == "completed" and row.get("fid_raw_weights") is None:
+        add_raw_weights_fid(runner, row, args)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / ROW_FILE).write_text(json.dumps(row, default=str))
+    if row["status"] == "completed":
+        steady = row["steady_seconds_per_generator_step"]
+        print(f"{recipe:22s} seed {seed}: {row['generator_steps']} generator updates in"
+              f" {row['train_minutes']:.2f} min (training alone: "
+              + (f"{steady:.3f} s each" if steady is not None else "too few updates to time") + "),"
+              f" FID {row['fid']:.2f}, coverage entropy {row['coverage_entropy']:.3f}", flush=True)
+    else:
+        print(f"{recipe:22s} seed {seed}: FAILED: {row['error']}", flush=True)
+    return row
+
+
+def run_table(args: argparse.Namespace, groups: list[tuple[list[str], list[str]]]) -> int:
+    """Train and judge every (recipe, seed) and write the outputs after each run. `groups`: lists of recipes
+    with the overrides that only they share (after --set), e.g. the narrower conv nets of the gallery's GANs,
+    which the MLP and VAE families have no keys for."""
     scratch = None
     if args.work is None:
         scratch = tempfile.TemporaryDirectory(prefix="gan_recipes_")
@@ -387,42 +418,27 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
     args.out = args.out.resolve()
     try:
-        runner = Runner(args, work)
-        recipe_facts = {recipe: facts(runner.composed(recipe)) for recipe in args.recipes}
+        runners = {}
+        args.shared = [(recipes, shared) for recipes, shared in groups if recipes and shared]  # for the notes
+        for recipes, shared in groups:
+            runner = Runner(argparse.Namespace(**{**vars(args), "common": [*args.common, *shared]}), work)
+            runners.update({recipe: runner for recipe in recipes})
+        recipe_facts = {recipe: facts(runner.composed(recipe)) for recipe, runner in runners.items()}
         n_runs = len(args.recipes) * len(args.seeds)
         print(f"budget: {args.budget:,} generator updates per run (budget.generator_steps; a critic step is not one),"
               f" batch {args.batch_size}, {n_runs} runs one at a time, OMP_NUM_THREADS={args.threads}, work folder {work}")
         # untimed: trains and caches the domain classifier (paths.cache_dir) that val/fid and eval use, so that
         # the first timed run does not pay for it
-        warm_up = runner("train", *runner.train_overrides(args.recipes[0], 0, budget=1),
-                         f"hydra.run.dir={work / 'warm_up' / time.strftime('%Y%m%d_%H%M%S')}")
+        first = args.recipes[0]
+        warm_up = runners[first]("train", *runners[first].train_overrides(first, 0, budget=1),
+                                 f"hydra.run.dir={work / 'warm_up' / time.strftime('%Y%m%d_%H%M%S')}")
         if warm_up.returncode != 0:
             raise SystemExit(f"the warm-up run failed:\n{warm_up.stderr[-2000:]}")
         rows: list[dict[str, Any]] = []
         # seed by seed: a table stopped early still compares every recipe
         for seed in args.seeds:
             for recipe in args.recipes:
-                run_dir = work / recipe / f"seed_{seed}"
-                row = finished_row(run_dir, runner.train_overrides(recipe, seed))
-                if row is not None:
-                    print(f"{recipe:22s} seed {seed}: kept from {run_dir} (same overrides)", flush=True)
-                else:
-                    set_aside(run_dir)
-                    row = run_one(runner, recipe, seed, run_dir, args)
-                averages = (recipe_facts[recipe]["ema"] or {}).get("decay") is not None
-                if averages and row["status"] == "completed" and row.get("fid_raw_weights") is None:
-                    add_raw_weights_fid(runner, row, args)
-                run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / ROW_FILE).write_text(json.dumps(row, default=str))
-                rows.append(row)
-                if row["status"] == "completed":
-                    steady = row["steady_seconds_per_generator_step"]
-                    print(f"{recipe:22s} seed {seed}: {row['generator_steps']} generator updates in"
-                          f" {row['train_minutes']:.2f} min (training alone: "
-                          + (f"{steady:.3f} s each" if steady is not None else "too few updates to time") + "),"
-                          f" FID {row['fid']:.2f}, coverage entropy {row['coverage_entropy']:.3f}", flush=True)
-                else:
-                    print(f"{recipe:22s} seed {seed}: FAILED: {row['error']}", flush=True)
+                rows.append(table_row(runners[recipe], recipe, seed, work, args, recipe_facts))
                 write_outputs(rows, args, recipe_facts)  # a long table keeps what it has if stopped
         print(f"table: {args.out / 'recipes.md'}; every run: recipes.csv, recipes.json; grids: recipes_seed0.png")
         print((args.out / "recipes.md").read_text())
@@ -430,6 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if scratch is not None:
             scratch.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_table(args, [(args.recipes, [])])
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from .measure import Pair, extra_step_milliseconds, repeat_ratios, spread
 
 def print_report(
     results: dict[str, dict[str, list[Pair]]], startup: dict[str, float], args: argparse.Namespace, device: torch.device,
-    sampling: dict[str, list[dict]] | None = None,
+    sampling: dict[str, list[dict]] | None = None, standing: dict[str, dict[str, float]] | None = None,
 ) -> None:
     print(
         f"\n{device.type}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch size {args.batch_size},"
@@ -41,7 +41,8 @@ def print_report(
         )
     options = [run.partition("+")[2] for run in next(iter(results.values())) if run.startswith("genlab+")]
     if options:
-        print(f"\nspeed options: genlab with the option / genlab without it; [its warm-up of {args.warmup} batches, first repeat]")
+        print(f"\noptions: the speed of genlab with the option / without it (below 1: the option costs time);"
+              f" [its warm-up of {args.warmup} batches, first repeat]")
         header = f"{'model':<9}" + "".join(f"{name:>28}" for name in options) + f"{'without':>12}"
         print(header)
         print("-" * len(header))
@@ -59,6 +60,13 @@ def print_report(
             for row in rows:
                 print(f"{model:<9}{row['method']:>8}{row['steps']:>7}{row['evaluations']:>6}"
                       f"{row['images_per_second']:>10.1f}{row['seconds_per_1000_images']:>19.1f}")
+    if standing:
+        print("\nstanding statistics of the EMA: what measuring them adds to the first sample() after an update of the"
+              " average (once per sample grid or val/fid, not per batch), and as training batches of genlab")
+        for model, row in standing.items():
+            step_seconds = min(p.first_seconds / p.batches for p in results[model]["genlab"])
+            print(f"  {model:<9}{row['batches']} batches of {row['batch_size']}: {row['seconds'] * 1000:8.1f} ms"
+                  f" = {row['seconds'] / step_seconds:5.1f} training batches")
     if startup:
         print(f"\nstart-up (best of {args.repeats})")
         for name, seconds in startup.items():
@@ -68,6 +76,7 @@ def print_report(
 def save_json(
     path: Path, results: dict[str, dict[str, list[Pair]]], startup: dict[str, float], args: argparse.Namespace,
     device: torch.device, sampling: dict[str, list[dict]] | None = None,
+    standing: dict[str, dict[str, float]] | None = None,
 ) -> None:
     settings = {k: v for k, v in vars(args).items() if k != "json"}
     machine = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
@@ -82,5 +91,6 @@ def save_json(
         "genlab_extra_ms_per_step": {model: statistics.median(extra_step_milliseconds(runs["genlab"])) for model, runs in results.items()},
         "startup_seconds": startup,
         "sampling": sampling or {},
+        "standing_statistics_seconds": standing or {},
     }
     path.write_text(json.dumps(report, indent=2))
