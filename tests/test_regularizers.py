@@ -210,6 +210,32 @@ def test_acgan_trains_the_class_head_from_both_players_and_its_score_ignores_the
     assert {"train/auxiliary_classifier", "train/g_auxiliary_classifier"} <= set(trainer.callback_metrics)
 
 
+def test_acgan_discriminator_runs_its_trunk_once_per_batch_for_the_score_and_the_class_head():
+    from genlab.nets.dcgan import Discriminator
+
+    torch.manual_seed(0)
+    critic = Discriminator((1, 28, 28), base_channels=8, num_classes=10, conditioning="auxiliary")
+    trunk_calls = []
+    critic.net[0].register_forward_hook(lambda *_: trunk_calls.append(1))
+    real, fake = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
+    scores, logits = critic(real), critic.classify(real)
+    critic(fake), critic.classify(fake), critic.classify(real)  # the last two batches are kept
+    assert len(trunk_calls) == 2
+    # gradients reach the trunk through both heads
+    (scores.sum() + logits.sum()).backward()
+    assert critic.net[0].weight.grad is not None
+    # a changed weight, a new batch or another mode computes phi(x) again
+    with torch.no_grad():
+        critic.net[0].weight.add_(0.01)
+    critic.classify(real)
+    assert len(trunk_calls) == 3
+    critic.eval()
+    eval_logits = critic.classify(real)
+    assert len(trunk_calls) == 4
+    # the same values as a separate pass
+    assert torch.allclose(eval_logits, critic.classifier(critic.net[:-1](real).flatten(1)))
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("model.net.discriminator.conditioning=projection", "model.net.discriminator.conditioning=auxiliary"),
     ("model.regularizers.auxiliary_classifier.weight=-1", "model.regularizers.auxiliary_classifier.weight"),

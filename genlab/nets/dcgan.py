@@ -13,7 +13,8 @@ class (the `auxiliary_classifier` term of genlab/regularizers.py trains both pla
 
 from __future__ import annotations
 
-from typing import Sequence
+import itertools
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -122,6 +123,9 @@ class Discriminator(nn.Module):
         # ACGAN's class head: logits of p(y | x) from the same phi(x)
         auxiliary = num_classes and conditioning == "auxiliary"
         self.classifier = maybe_spectral(nn.Linear(4 * c * h4 * w4, num_classes), norm) if auxiliary else None
+        # ACGAN scores and classifies the same batches: phi(x) of the last two inputs, reused while the
+        # weights (and in eval mode the batch norm statistics), mode and grad mode are those that computed it (holding the input keeps its id unique)
+        self._recent_features: list[tuple[Tensor, tuple[Any, ...], Tensor]] = []
         self.apply(dcgan_init_)
 
     def classify(self, images: Tensor) -> Tensor:
@@ -130,7 +134,21 @@ class Discriminator(nn.Module):
             raise ConfigError(
                 "the auxiliary classifier needs model.net.discriminator.conditioning=auxiliary (and num_classes > 0)"
             )
-        return self.classifier(self.net[:-1](images).flatten(1))
+        return self.classifier(self._features(images).flatten(1))
+
+    def _features(self, images: Tensor) -> Tensor:
+        """phi(x); for an auxiliary discriminator, computed once per batch for the score and the class head."""
+        if self.classifier is None:
+            return self.net[:-1](images)
+        # batch norm reads its running statistics (buffers) in eval mode only
+        tensors = self.parameters() if self.training else itertools.chain(self.parameters(), self.buffers())
+        state = (torch.is_grad_enabled(), self.training, tuple(t._version for t in tensors))
+        for seen, seen_state, features in self._recent_features:
+            if seen is images and seen_state == state:
+                return features
+        features = self.net[:-1](images)
+        self._recent_features = [*self._recent_features[-1:], (images, state, features)]
+        return features
 
     def forward(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         if self.projection is not None:
@@ -138,7 +156,7 @@ class Discriminator(nn.Module):
             features = self.net[:-1](images)  # phi(x)
             return self.net[-1](features).flatten() + self.projection(features, labels)
         if self.classifier is not None:  # ACGAN: the score says real or fake only
-            return self.net(images).flatten()
+            return self.net[-1](self._features(images)).flatten()
         code = one_hot(labels, self.num_classes, images.shape[0], images.device)
         if code is not None:
             planes = code[:, :, None, None].expand(-1, -1, *images.shape[2:])
