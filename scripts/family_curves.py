@@ -30,10 +30,15 @@ from pathlib import Path
 from typing import Any
 
 # every family the plot can hold: name on the command line -> genlab overrides
+# the quick start's conv nets and latent size (configs/experiment/quickstart.yaml; scripts/model_gallery.py)
+CONV_NETS = ["model.latent_dim=64", "model.net.generator.base_channels=16", "model.net.discriminator.base_channels=32"]
 FAMILIES: dict[str, list[str]] = {
     "flow": ["model=flow"], "ddpm": ["model=ddpm"], "cflow": ["model=cflow"], "cddpm": ["model=cddpm"],
     "dcgan": ["model=dcgan"], "dcgan_ema": ["model=dcgan", "model.ema.decay=0.999"], "vae": ["model=vae"],
     "cgan": ["model=cgan"], "wgan_gp": ["model=wgan_gp"], "rpgan": ["model=rpgan"],
+    # the GANs at the quick start's widths, with the recipe table's best settings where they apply (lr 1e-3 + EMA)
+    "dcgan_quickstart": ["model=dcgan", "optimizer.lr=1e-3", "model.ema.decay=0.999", *CONV_NETS],
+    "wgan_gp_narrow": ["model=wgan_gp", *CONV_NETS], "rpgan_narrow": ["model=rpgan", *CONV_NETS],
 }
 # nothing that spends training time on measuring it: the curve's points are judged afterwards
 LEAN = ["data=mnist_mini", "trainer.max_epochs=-1", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
@@ -41,7 +46,8 @@ LEAN = ["data=mnist_mini", "trainer.max_epochs=-1", "trainer.enable_progress_bar
         "callbacks.sample_grid.every_n_epochs=10"]
 SMOKE_JUDGE = ["classifier.epochs=1", "classifier.base_channels=8", "classifier.feature_dim=32"]
 METRICS = ("fid", "kid", "precision", "recall", "coverage_entropy", "classes_covered", "confident_share", "label_accuracy")
-FIELDS = ("family", "minutes", "checkpoint", "generator_steps", "sampler", "evaluations", "eval_seconds", *METRICS)
+FIELDS = ("family", "minutes", "checkpoint", "generator_steps", "sampler", "evaluations", "eval_seconds",
+          "sampling_seconds_per_1000", *METRICS)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,6 +97,15 @@ def timed_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda path: int(re.search(r"timed_(\d+)", path.name).group(1)))
 
 
+def generator_steps(checkpoint: Path) -> int | None:
+    """Updates of the network that makes images, as the module counted them (the name's {step} is Lightning's
+    global step, which counts every optimizer's steps: a GAN's critic steps too)."""
+    import torch
+
+    progress = torch.load(checkpoint, map_location="cpu", weights_only=True).get("progress") or {}
+    return progress.get("generator_steps")
+
+
 def evaluate(args: argparse.Namespace, family: str, checkpoint: Path, minutes: float) -> dict[str, Any]:
     out = checkpoint.parent.parent / "eval" / f"{checkpoint.stem}_{args.eval_samples}"
     sampler = [f"sampler={args.sampler}"] if args.sampler and family in ("flow", "ddpm", "cflow", "cddpm") else []
@@ -104,11 +119,12 @@ def evaluate(args: argparse.Namespace, family: str, checkpoint: Path, minutes: f
             raise SystemExit(f"genlab eval {checkpoint} failed:\n{result.stderr[-3000:]}")
     report = json.loads((out / "metrics.json").read_text())
     settings = report["protocol"].get("sampler") or {}
-    steps = re.search(r"timed_(\d+)", checkpoint.name)
+    steps = generator_steps(checkpoint)
     return {"family": family, "minutes": round(minutes, 2), "checkpoint": str(checkpoint),
-            "generator_steps": int(steps.group(1)) if steps else None,
+            "generator_steps": steps,
             "sampler": json.dumps({k: v for k, v in settings.items() if k != "evaluations"}),
             "evaluations": settings.get("evaluations", 1), "eval_seconds": seconds,
+            "sampling_seconds_per_1000": report["protocol"].get("sampling_seconds_per_1000"),
             **{name: report["metrics"].get(name) for name in METRICS}}
 
 
@@ -131,12 +147,14 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| family | minutes | generator steps | sampler | NFE | classifier FID | coverage entropy | classes covered |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| family | overrides | minutes | generator steps | sampler | NFE | classifier FID | coverage entropy"
+             " | classes covered | s per 1,000 images |", "|---|---|---|---|---|---|---|---|---|---|"]
     for family in dict.fromkeys(row["family"] for row in rows):
         last = [row for row in rows if row["family"] == family][-1]
-        lines.append(f"| {family} | {last['minutes']} | {last['generator_steps']} | {last['sampler']} | {last['evaluations']}"
-                     f" | {last['fid']:.1f} | {last['coverage_entropy']:.3f} | {last['classes_covered']:.0f} |")
+        sampling = last.get("sampling_seconds_per_1000")
+        lines.append(f"| {family} | `{' '.join(FAMILIES.get(family, []))}` | {last['minutes']} | {last['generator_steps']}"
+                     f" | {last['sampler']} | {last['evaluations']} | {last['fid']:.1f} | {last['coverage_entropy']:.3f}"
+                     f" | {last['classes_covered']:.0f} | {'–' if sampling is None else f'{sampling:.1f}'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -72,7 +72,7 @@ ROW_FILE = "recipe_row.json"
 METRICS = ("fid", "kid", "precision", "recall", "inception_score", "coverage_entropy",
            "coverage_normalized_entropy", "confident_share", "classes_covered", "label_accuracy", "intra_fid")
 CSV_FIELDS = ("recipe", "seed", "status", "budget_generator_steps", "generator_steps", "images_seen", "epochs",
-              "train_minutes", "seconds_per_generator_step", "steady_seconds_per_generator_step", "eval_seconds", *METRICS, "fid_raw_weights", "run_dir", "overrides", "error")
+              "train_minutes", "threads", "seconds_per_generator_step", "steady_seconds_per_generator_step", "eval_seconds", *METRICS, "fid_raw_weights", "run_dir", "overrides", "error")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -149,7 +149,8 @@ def facts(cfg: dict[str, Any]) -> dict[str, Any]:
 def run_one(runner: Runner, recipe: str, seed: int, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     overrides = runner.train_overrides(recipe, seed)
     row: dict[str, Any] = {"recipe": recipe, "seed": seed, "budget_generator_steps": args.budget,
-                           "run_dir": str(run_dir), "overrides": " ".join(overrides), "status": "failed", "error": None}
+                           "run_dir": str(run_dir), "overrides": " ".join(overrides), "status": "failed", "error": None,
+                           "threads": args.threads}
     start = time.perf_counter()
     trained = runner("train", *overrides, f"hydra.run.dir={run_dir}")
     row["train_minutes"] = (time.perf_counter() - start) / 60
@@ -255,7 +256,7 @@ def summarize(rows: list[dict[str, Any]], recipes: list[str]) -> dict[str, dict[
         done = [row for row in rows if row["recipe"] == recipe and row["status"] == "completed"]
         entry: dict[str, Any] = {"label": RECIPES[recipe][0], "runs": len(done),
                                  "failed": sum(row["recipe"] == recipe and row["status"] != "completed" for row in rows)}
-        for name in (*METRICS, "fid_raw_weights", "train_minutes", "seconds_per_generator_step",
+        for name in (*METRICS, "fid_raw_weights", "train_minutes", "threads", "seconds_per_generator_step",
                      "steady_seconds_per_generator_step"):
             values = [row[name] for row in done if row.get(name) is not None]
             if values:
@@ -263,6 +264,16 @@ def summarize(rows: list[dict[str, Any]], recipes: list[str]) -> dict[str, dict[
                                "std": statistics.stdev(values) if len(values) > 1 else None, "values": values}
         out[recipe] = entry
     return out
+
+
+def threads_note(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    """The runs' OMP_NUM_THREADS: one number, or which recipes ran with which (runs kept from earlier calls)."""
+    recipes_by_threads: dict[Any, list[str]] = {}
+    for row in rows:
+        recipes_by_threads.setdefault(row.get("threads", args.threads), []).append(row["recipe"])
+    if len(recipes_by_threads) <= 1:
+        return str(next(iter(recipes_by_threads), args.threads))
+    return "; ".join(f"{threads} for {', '.join(dict.fromkeys(recipes))}" for threads, recipes in recipes_by_threads.items())
 
 
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts: dict[str, dict[str, Any]]) -> str:
@@ -311,7 +322,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
          " with at least one confident (p ≥ 0.9) sample. FID of the raw weights: the same checkpoints judged with"
          " `ema=false`, for the recipes that keep an EMA: what the average adds, paired on one training run."),
         (f"Train minutes: wall clock of `genlab train` (start-up, validation and checkpoints included) with"
-         f" OMP_NUM_THREADS={args.threads} on {platform.machine()} ({os.cpu_count()} CPUs); the script runs one at a time, but other load on the machine is not controlled: compare times only within one table."
+         f" OMP_NUM_THREADS={threads_note(rows, args)} on {platform.machine()} ({os.cpu_count()} CPUs); the script runs one at a time, but other load on the machine is not controlled: compare times only within one table."
          " s / generator update: training alone, from the TensorBoard wall times of the second to the last update"
          " (validation epochs included, start-up not); recipes.csv also has the whole run's time over its updates."),
         f"Made by `python scripts/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`.",

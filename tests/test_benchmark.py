@@ -40,3 +40,18 @@ def test_an_option_that_does_not_apply_to_the_device_is_refused_by_name(tmp_path
     assert result.returncode != 0
     assert "--options cudnn.benchmark applies to cuda only, not cpu" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_benchmark_measures_what_each_training_trick_costs_and_the_standing_statistics(tmp_path):
+    out = tmp_path / "benchmark.json"
+    command = [sys.executable, str(SCRIPT), "--device", "cpu", "--models", "dcgan", "--batches", "1", "--warmup", "1",
+               "--repeats", "1", "--batch-size", "16", "--options", "ema", "r1_lazy16", "--no-startup", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["ratios"]["dcgan"]) == {"genlab/plain", "plain/DataLoader", "ema", "r1_lazy16"}
+    assert all(math.isfinite(r) and r > 0 for r in report["ratios"]["dcgan"].values())
+    # the EMA's standing statistics: 16 batches of the batch size, measured when sampling
+    standing = report["standing_statistics_seconds"]["dcgan"]
+    assert standing["batches"] == 16 and standing["batch_size"] == 16
+    assert "standing statistics of the EMA" in result.stdout

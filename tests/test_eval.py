@@ -69,6 +69,8 @@ def test_eval_writes_every_metric_beside_the_checkpoint(trained_run):
     assert results["protocol"]["feature_dim"] == 32 and "torch-fidelity" in results["protocol"]["kid_units"]
     assert results["protocol"]["val_fid"] == {"split": "val", "n_generated": 200, "n_real": 500, "extractor": "classifier"}
     assert sum(results["class_counts"]) == 300
+    assert results["protocol"]["sampling_seconds_per_1000"] > 0 and results["protocol"]["device"] == "cpu"
+    assert "s per 1,000 images (cpu," in first.stdout
     second = genlab(*args, cwd=workdir)  # the real-image features now come from the cache
     assert "real-image features from the cache" in second.stdout + second.stderr
     again = json.loads((ckpt.parent / "metrics.json").read_text())["last.ckpt"]

@@ -50,3 +50,20 @@ def test_gan_recipes_smoke_run_writes_the_table_csv_and_json(tmp_path):
     assert "kept from" in again.stdout
     [kept] = json.loads((out / "recipes.json").read_text())["runs"]
     assert kept["fid"] == run["fid"] and kept["train_minutes"] == run["train_minutes"]
+
+
+@pytest.mark.slow
+def test_model_gallery_gives_the_conv_gans_the_narrow_nets_and_the_mlp_gan_its_own(tmp_path):
+    # the conv GANs share CONV_NETS (which an MLP has no keys for): both groups compose, train and are judged
+    gallery = SCRIPT.with_name("model_gallery.py")
+    out = tmp_path / "gallery"
+    command = [sys.executable, str(gallery), "--budget", "2", "--recipes", "gan", "cgan", "--eval-samples", "100",
+               "--smoke", "--out", str(out), "--work", str(tmp_path / "work")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    runs = {run["recipe"]: run for run in json.loads((out / "recipes.json").read_text())["runs"]}
+    assert {recipe: run["status"] for recipe, run in runs.items()} == {"gan": "completed", "cgan": "completed"}
+    assert "model.net.generator.base_channels=16" in runs["cgan"]["overrides"]
+    assert "model.net.generator.base_channels" not in runs["gan"]["overrides"]
+    assert "cgan with `model.latent_dim=64" in (out / "recipes.md").read_text()
+    assert (out / "recipes_seed0.png").is_file()

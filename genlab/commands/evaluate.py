@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ def generate(model: Any, n: int, batch_size: int, seed: int, options: dict[str, 
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    import torch
+
     from genlab.builder import build_datamodule, resolve_device
     from genlab.data.datamodule import to_signed_unit
     from genlab.metrics.conditioning import intra_class_fid, label_accuracy, requested_labels
@@ -86,7 +89,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     key = f"{datamodule.name}_{cfg.split}_{extractor_id}_{n_real}"
     real = cached_features(cfg.paths.cache_dir, key, lambda: features(to_signed_unit(real_split.images[:n_real]), "real"))
+    started = time.perf_counter()
     fake_images = generate(model, cfg.n_samples, cfg.batch_size, cfg.seed, sampler)
+    sampling_seconds = time.perf_counter() - started
     fake = features(fake_images, "generated")
     # class probabilities from the domain classifier, reusing the features when it is the extractor
     judged = fake if name == "classifier" else extract(classifier, fake_images, cfg.batch_size, device, progress=False)
@@ -121,6 +126,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "classifier_test_accuracy": classifier_facts["test_accuracy"],
             "feature_dim": extractor.feature_dim, "kid_units": KID_UNITS, "is_splits": cfg.is_splits,
             "coverage_threshold": cfg.coverage_threshold, "val_fid": val_fid_protocol(run_cfg, datamodule.val_size),
+            # the wall clock of making the images (the EMA's standing statistics included), on this run's
+            # device and threads: what a family's sampler costs, beside what its images score
+            "sampling_seconds_per_1000": round(1000 * sampling_seconds / cfg.n_samples, 3),
+            "device": str(device), "threads": torch.get_num_threads(),
         },
         "metrics": metrics,
         "class_counts": coverage.counts.tolist(),
@@ -209,6 +218,8 @@ def format_table(results: dict[str, Any]) -> str:
     lines = [
         f"{protocol['n_generated']} generated vs {protocol['n_real']} real ({protocol['data']}, {protocol['split']} split),"
         f" {protocol['extractor']} features ({protocol['feature_dim']}-d), seed {protocol['seed']}",
+        f"sampling: {protocol['sampling_seconds_per_1000']:.1f} s per 1,000 images ({protocol['device']},"
+        f" {protocol['threads']} threads)" if "sampling_seconds_per_1000" in protocol else "",
         "",
         *(f"{name:<{name_width}}{value:<{value_width}}{about}" for name, value, about in rows),
         "",
