@@ -28,9 +28,9 @@ and lazily every 16, R1 + R2): what each costs per training batch of the same mo
 standing batch norm statistics cost nothing here: they are measured when sampling, once per
 change of the average (timed under "standing statistics" below).
 
-Sampling (the many-step families, model=ddpm, flow, cddpm, cflow): images/s of `module.sample` for
-each sampler and step count in SAMPLERS, the best of the repeats, with the UNet's EMA swapped in as
-`genlab eval` samples; its network evaluations per image beside it.
+Sampling: images/s of `module.sample` for every model, the best of the repeats, with its EMA swapped
+in as `genlab eval` samples; for the many-step families (model=ddpm, flow, cddpm, cflow) per sampler
+and step count in SAMPLERS, with the network evaluations per image beside it.
 
 Start-up: the wall time of `genlab --help`, `genlab train --help`, and from launching
 `genlab train` to its first step.
@@ -128,7 +128,7 @@ def parse_args() -> argparse.Namespace:
              f" {', '.join(TRICK_OPTIONS)}), none, or some of {', '.join(OPTIONS)}",
     )
     parser.add_argument("--sample-images", type=int, default=100,
-                        help="images per timed sampling call (many-step families: ddpm, flow, cddpm, cflow)")
+                        help="images per timed sampling call (every model; the many-step ones per sampler)")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurements")
     parser.add_argument("--json", type=Path, help="also save every measurement here")
     args = parser.parse_args()
@@ -265,27 +265,31 @@ def measure_throughput(args: argparse.Namespace, device: torch.device, options: 
 
 
 def measure_sampling(args: argparse.Namespace, device: torch.device) -> dict[str, list[dict[str, float | str]]]:
-    """Images/s of `sample()` per sampler and step count, best of `repeats` calls of `--sample-images` images
-    (an untrained UNet: the speed does not depend on the weights)."""
+    """Images/s of `sample()` per sampler and step count (one-pass families: one call), best of `repeats` calls
+    of `--sample-images` images (untrained networks: the speed does not depend on the weights)."""
     from genlab.builder import build_module
 
     results: dict[str, list[dict[str, float | str]]] = {}
-    for model in (m for m in args.models if m in SAMPLERS):
+    for model in args.models:
         with tempfile.TemporaryDirectory(prefix="genlab-bench-") as scratch:
             cfg = compose_train(model, args.batch_size, device, 1, Path(scratch))
         module = build_module(cfg).to(device)
-        module.sample(2, generator=torch.Generator().manual_seed(0), steps=1)  # first-call set-up, untimed
+        # one-pass families (GANs, VAEs): one network evaluation per image, no sampler to choose
+        samplers = SAMPLERS.get(model, ((None, 1),))
+        first_call = {"steps": 1} if model in SAMPLERS else {}
+        module.sample(2, generator=torch.Generator().manual_seed(0), **first_call)  # first-call set-up, untimed
         results[model] = []
-        for method, steps in SAMPLERS[model]:
+        for method, steps in samplers:
+            options = {"method": method, "steps": steps} if method else {}
             seconds = []
             for repeat in range(args.repeats):
                 start = time.perf_counter()
-                module.sample(args.sample_images, generator=torch.Generator().manual_seed(repeat), method=method, steps=steps)
+                module.sample(args.sample_images, generator=torch.Generator().manual_seed(repeat), **options)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 seconds.append(time.perf_counter() - start)
-            settings = module.sampler_settings({"method": method, "steps": steps})
-            row = {"method": method, "steps": steps, "evaluations": settings["evaluations"],
+            settings = module.sampler_settings(options) if method else {"evaluations": 1}
+            row = {"method": method or "one pass", "steps": steps, "evaluations": settings["evaluations"],
                    "images_per_second": args.sample_images / min(seconds),
                    "seconds_per_1000_images": 1000 * min(seconds) / args.sample_images}
             results[model].append(row)

@@ -17,6 +17,8 @@ from tests.conftest import BARE
 VAE = (*(o for o in BARE if "base_channels" not in o), "model=vae",
        "model.net.encoder.base_channels=4", "model.net.decoder.base_channels=4")
 GAN = (*BARE, "model=dcgan")
+# the EMA of a family that Lightning optimizes: its update must be in the checkpoint an interrupt writes
+VAE_EMA = (*VAE, "model.ema.decay=0.9")
 
 
 class SignalAt(pl.Callback):
@@ -38,7 +40,7 @@ def fitted(cfg, ckpt_path: str | None = None, callbacks=()) -> pl.LightningModul
     return module
 
 
-@pytest.mark.parametrize("family", [GAN, VAE], ids=["dcgan", "vae"])
+@pytest.mark.parametrize("family", [GAN, VAE, VAE_EMA], ids=["dcgan", "vae", "vae_ema"])
 @pytest.mark.parametrize("interrupt_at", [5, 4])  # mid-epoch 1, and its very first batch
 def test_a_run_interrupted_mid_epoch_and_resumed_ends_with_the_weights_of_the_run_left_alone(
     compose_train, fake_data_root, tmp_path, family, interrupt_at

@@ -113,6 +113,14 @@ class GenerativeModule(pl.LightningModule):
         if self.ema is not None:
             self.ema.update(self.image_network())
 
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Lightning's step for the families it optimizes (VAE, DDPM, flow; a GAN steps its own), then the EMA's
+        update, inside the batch's step: a checkpoint that a callback writes at the batch's end (an interrupt,
+        a timed or step checkpoint) then holds the average of the weights it holds, since a module's own
+        on_train_batch_end runs after the callbacks' and a resumed run would miss that update."""
+        super().optimizer_step(*args, **kwargs)
+        self.update_ema()
+
     # --- making images ------------------------------------------------------------------
 
     @property

@@ -95,10 +95,6 @@ class DenoisingModule(GenerativeModule):
         # returning None makes Lightning skip this optimizer step
         return loss if self.loss_is_finite("train/loss", loss) else None
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        super().on_train_batch_end(outputs, batch, batch_idx)
-        self.update_ema()  # after Lightning's optimizer step on this batch
-
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         # the same noise and times every validation epoch, so that val/loss moves only with the weights
         generator = torch.Generator().manual_seed(batch_idx)

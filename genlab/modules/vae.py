@@ -76,10 +76,6 @@ class VAEModule(GenerativeModule):
         # returning None makes Lightning skip this optimizer step
         return terms["loss"] if self.loss_is_finite("train/loss", terms["loss"]) else None
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        super().on_train_batch_end(outputs, batch, batch_idx)
-        self.update_ema()  # after Lightning's optimizer step on this batch
-
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         terms = self.elbo_terms(batch[0], self._labels(batch[1]))
         self.log_dict({f"val/{k}": v.detach() for k, v in terms.items()}, sync_dist=True)
