@@ -117,9 +117,9 @@ def test_the_ddpm_loss_of_a_batch_is_the_formula_on_the_same_draws(prediction):
 MU, SIGMA = 0.2, 0.4  # the 1-D Gaussian "data set" of the exact-score sampler tests (2% of it beyond [-1, 1])
 
 
-def exact_prediction(settings: dict, prediction: str):
+def exact_prediction(settings: dict, prediction: str, schedule: str = "linear"):
     """E[eps | x_t] (or E[v | x_t]) for x_0 ~ N(MU, SIGMA^2): the output of a perfectly trained network."""
-    abars = NoiseSchedule(**{"schedule": "linear", "timesteps": T, "prediction": prediction}).alphas_cumprod
+    abars = NoiseSchedule(**{"schedule": schedule, "timesteps": T, "prediction": prediction}).alphas_cumprod
 
     def predict(x: Tensor, t: Tensor) -> Tensor:
         abar = abars[int(t)].double()
@@ -149,6 +149,30 @@ def test_each_sampler_with_the_exact_score_draws_the_target_gaussian(method, ste
     target = (MU + SIGMA * torch.randn(10**6, generator=torch.Generator().manual_seed(2))).clamp(-1, 1)
     assert samples.mean().item() == pytest.approx(target.mean().item(), abs=0.01)
     assert samples.std().item() == pytest.approx(target.std().item(), rel=0.03)
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v"])
+@pytest.mark.parametrize(("method", "steps"), [("dpm++", 20), ("dpm++", 50), ("ddim", 200)])
+def test_the_samplers_draw_the_target_gaussian_on_the_cosine_schedule_too(method, steps, prediction):
+    # the cosine schedule's sigma_max ~2e4 once collapsed dpm++'s Karras steps onto t = T - 1 (an IndexError)
+    settings = scheduler_settings("cosine", T, prediction)
+    x = torch.randn(20000, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    samples = sample_diffusion(exact_prediction(settings, prediction, "cosine"), x, settings, method, steps,
+                               generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
+    target = (MU + SIGMA * torch.randn(10**6, generator=torch.Generator().manual_seed(2))).clamp(-1, 1)
+    assert samples.mean().item() == pytest.approx(target.mean().item(), abs=0.01)
+    assert samples.std().item() == pytest.approx(target.std().item(), rel=0.05)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+@pytest.mark.parametrize("steps", [10, 20, 50])
+def test_dpm_solver_steps_through_distinct_decreasing_timesteps(schedule, steps):
+    from genlab.diffusion.samplers import diffusion_scheduler
+
+    scheduler = diffusion_scheduler("dpm++", scheduler_settings(schedule, T, "epsilon"))
+    scheduler.set_timesteps(steps)
+    times = scheduler.timesteps.tolist()
+    assert len(times) == steps and all(a > b for a, b in zip(times, times[1:]))
 
 
 @pytest.fixture(scope="module")

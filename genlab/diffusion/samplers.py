@@ -7,7 +7,8 @@ tests against:
 - `ddim`: DDIM (Song et al. 2021), deterministic at eta = 0, DDPM-like at eta = 1;
 - `dpm++`: DPM-Solver++(2M) (Lu et al. 2022), a second-order multistep ODE solver, good at 10-25 steps.
 `ddpm` and `ddim` step on "linspace" timesteps, from t = T - 1 to 0 (Lin et al. 2024: start at the last
-time, not at T - T/steps); `dpm++` on Karras et al.'s (2022) sigmas, dense at low noise, as "DPM++ 2M Karras", with dynamic thresholding.
+time, not at T - T/steps); `dpm++` on Karras et al.'s (2022) sigmas, dense at low noise, as "DPM++ 2M Karras",
+with dynamic thresholding (on the cosine schedule: uniform timesteps up to lambda = -5.1, see DPM_SPACING).
 On a Gaussian with the exact score (tests/test_diffusion.py), uniform steps in t lose 5-15% of the
 data's spread at 20-50 steps, most of it in the low-noise steps; Karras sigmas keep it within 1% at 50.
 
@@ -35,6 +36,15 @@ OnStep = Callable[[Tensor], None]
 
 DIFFUSION_SAMPLERS = {"ddpm": "DDPMScheduler", "ddim": "DDIMScheduler", "dpm++": "DPMSolverMultistepScheduler"}
 FLOW_SAMPLERS = ("euler", "heun")
+# Where dpm++ puts its steps, per diffusers beta schedule. Karras et al.'s (2022) sigmas (rho = 7, dense at low
+# noise) on the linear schedule, whose sigma_max = 157 is near the 80 they were made for. The cosine schedule's
+# capped last beta makes sigma_max ~2e4: Karras spacing then puts 9 of 20 steps on t = T - 1, where x_t is pure
+# noise (and diffusers starts such a run at the second of them, stepping past its end). There dpm++ steps
+# uniformly in t and stops at lambda = log(alpha / sigma) = -5.1 (sigma ~164), diffusers' setting for cosine.
+DPM_SPACING: dict[str, dict[str, Any]] = {
+    "linear": {"use_karras_sigmas": True},
+    "squaredcos_cap_v2": {"timestep_spacing": "linspace", "lambda_min_clipped": -5.1},
+}
 # network evaluations per step (before classifier-free guidance doubles them)
 EVALUATIONS_PER_STEP = {"ddpm": 1, "ddim": 1, "dpm++": 1, "euler": 1, "heun": 2}
 
@@ -59,8 +69,8 @@ def diffusion_scheduler(method: str, settings: Mapping[str, Any]) -> Any:
         # dynamic thresholding (Saharia et al. 2022) keeps each x_0 prediction in the pixel range, as diffusers
         # advises for pixel-space models: without it, a 20-minute mnist_mini model's x_0 = (x - sigma eps) / alpha
         # at alpha ~ 0.006 sent half its samples to noise (DDIM clips the same prediction: clip_sample)
-        return scheduler_class(**settings, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True,
-                               thresholding=True, sample_max_value=1.0)
+        return scheduler_class(**settings, algorithm_type="dpmsolver++", solver_order=2, thresholding=True,
+                               sample_max_value=1.0, **DPM_SPACING[settings["beta_schedule"]])
     return scheduler_class(**settings, timestep_spacing="linspace")
 
 
