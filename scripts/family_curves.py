@@ -1,18 +1,28 @@
 """FID against training minutes, one curve per family, made through the `genlab` CLI.
 
 Each family trains on mnist_mini for a wall-clock budget (`+trainer.max_time`), keeping a
-checkpoint every `--every` minutes (Lightning's `train_time_interval`) and nothing that costs
+checkpoint every `--every` minutes (genlab.callbacks.timed_checkpoint) and nothing that costs
 training time on the way (no val/fid, a sample grid every 10 epochs). Then `genlab eval` judges
-each kept checkpoint: classifier FID against the test split, class coverage, with the family's
-default sampler (or `--sampler`). Out come <out>/curves.csv (every point), <out>/curves.png (FID
-against minutes) and <out>/table.md (each family's last point, and how many digits it covers).
+each kept checkpoint alike: classifier FID against the test split, class coverage, label accuracy
+for the conditional families, with each family's default sampler (or `--sampler`). Out come
+<out>/curves.csv (every point), <out>/curves.png (FID against minutes) and <out>/table.md (each
+family's last point, its FID at the longest time every family reached, how many digits it covers,
+its training steps and what 1,000 images cost to sample).
 
-    python scripts/family_curves.py --families flow ddpm --minutes 20 --every 5          # docs/families/
-    python scripts/family_curves.py --families flow --minutes 0.3 --every 0.1 --eval-samples 100 --smoke
-    python scripts/family_curves.py --runs flow=/path/to/run ddpm=/path/to/run           # evaluate existing runs
+The GAN and VAE families train with the README gallery's recipe for each (scripts/model_gallery.py),
+any recipe of scripts/gan_recipes.py can be named too; the denoising families with their defaults.
 
-Training minutes are wall-clock minutes of `genlab train` on this machine with `--threads` threads:
-on a shared machine they move with everyone else's load (say so beside the numbers).
+    python scripts/family_curves.py --jobs 2 --threads 1                          # every family: docs/families/
+    python scripts/family_curves.py --families flow ddpm --minutes 20 --every 5
+    python scripts/family_curves.py --families flow dcgan --minutes 0.3 --one-pass-minutes 0.3 --every 0.1 \
+        --eval-samples 100 --smoke                                                # checks the script
+    python scripts/family_curves.py --families ddpm ddpm_eps_linear ddpm_eps_cosine ddpm_v_linear --minutes 10 \
+        --eval-samples 1000 --jobs 2 --threads 1 --out docs/families/ddpm_objectives    # DDPM's objectives apart
+    python scripts/family_curves.py --runs flow=/path/to/run ddpm=/path/to/run      # evaluate existing runs
+
+Training minutes are wall-clock minutes of `genlab train` on this machine with `--threads` threads,
+`--jobs` runs side by side: on a shared machine they move with everyone else's load (say so beside
+the numbers). A family whose run folder under --work already finished is kept, not trained again.
 """
 
 from __future__ import annotations
@@ -26,19 +36,35 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-# every family the plot can hold: name on the command line -> genlab overrides
-# the quick start's conv nets and latent size (configs/experiment/quickstart.yaml; scripts/model_gallery.py)
-CONV_NETS = ["model.latent_dim=64", "model.net.generator.base_channels=16", "model.net.discriminator.base_channels=32"]
+from gan_recipes import RECIPES
+from model_gallery import CONV_NETS, GALLERY, own_nets
+
+# the families that refine an image over many network evaluations, with their defaults
+DENOISING: dict[str, list[str]] = {"ddpm": ["model=ddpm"], "flow": ["model=flow"], "cddpm": ["model=cddpm"],
+                                   "cflow": ["model=cflow"]}
+
+
+def recipe_overrides(recipe: str) -> list[str]:
+    """A gan_recipes.py recipe's overrides, with the gallery's conv nets where the family uses DCGAN's nets."""
+    return [*RECIPES[recipe][1], *([] if own_nets(recipe) else CONV_NETS)]
+
+
+# DDPM's objectives apart (model=ddpm is v-prediction on the cosine schedule): which trains fastest on a CPU budget
+DDPM_OBJECTIVES: dict[str, list[str]] = {
+    "ddpm_eps_linear": ["model=ddpm", "model.prediction=epsilon", "model.schedule=linear"],  # Ho et al.'s
+    "ddpm_eps_cosine": ["model=ddpm", "model.prediction=epsilon", "model.schedule=cosine"],
+    "ddpm_v_linear": ["model=ddpm", "model.prediction=v", "model.schedule=linear"],
+}
+# every family the plot can hold: name on the command line -> genlab overrides (GAN and VAE families: the gallery's
+# recipe under the family's name, every other recipe under its own)
 FAMILIES: dict[str, list[str]] = {
-    "flow": ["model=flow"], "ddpm": ["model=ddpm"], "cflow": ["model=cflow"], "cddpm": ["model=cddpm"],
-    "dcgan": ["model=dcgan"], "dcgan_ema": ["model=dcgan", "model.ema.decay=0.999"], "vae": ["model=vae"],
-    "cgan": ["model=cgan"], "wgan_gp": ["model=wgan_gp"], "rpgan": ["model=rpgan"],
-    # the GANs at the quick start's widths, with the recipe table's best settings where they apply (lr 1e-3 + EMA)
-    "dcgan_quickstart": ["model=dcgan", "optimizer.lr=1e-3", "model.ema.decay=0.999", *CONV_NETS],
-    "wgan_gp_narrow": ["model=wgan_gp", *CONV_NETS], "rpgan_narrow": ["model=rpgan", *CONV_NETS],
+    **DENOISING, **DDPM_OBJECTIVES,
+    **{family: recipe_overrides(recipe) for family, recipe in GALLERY.items()},
+    **{recipe: recipe_overrides(recipe) for recipe in RECIPES if recipe not in GALLERY},
 }
 # nothing that spends training time on measuring it: the curve's points are judged afterwards
 LEAN = ["data=mnist_mini", "trainer.max_epochs=-1", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
@@ -46,17 +72,22 @@ LEAN = ["data=mnist_mini", "trainer.max_epochs=-1", "trainer.enable_progress_bar
         "callbacks.sample_grid.every_n_epochs=10"]
 SMOKE_JUDGE = ["classifier.epochs=1", "classifier.base_channels=8", "classifier.feature_dim=32"]
 METRICS = ("fid", "kid", "precision", "recall", "coverage_entropy", "classes_covered", "confident_share", "label_accuracy")
-FIELDS = ("family", "minutes", "checkpoint", "generator_steps", "sampler", "evaluations", "eval_seconds",
-          "sampling_seconds_per_1000", *METRICS)
+FIELDS = ("family", "minutes", "checkpoint", "generator_steps", "sampler", "evaluations", "sampling_seconds_per_1000",
+          *METRICS)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--families", nargs="+", default=["flow", "ddpm"], choices=list(FAMILIES))
+    parser.add_argument("--families", nargs="+", default=[*DENOISING, *GALLERY], choices=list(FAMILIES),
+                        help="default: every family (the denoising ones, then the gallery's GANs and VAEs)")
     parser.add_argument("--runs", nargs="+", default=[], metavar="FAMILY=RUN_DIR",
                         help="evaluate these finished runs (trained with this script's checkpoints) instead of training")
-    parser.add_argument("--minutes", type=float, default=20.0, help="training wall-clock minutes per family")
-    parser.add_argument("--every", type=float, default=5.0, help="minutes between kept checkpoints")
+    parser.add_argument("--minutes", type=float, default=20.0, help="training wall-clock minutes of a denoising family")
+    parser.add_argument("--one-pass-minutes", type=float, default=10.0,
+                        help="training minutes of a GAN or VAE (one network pass per image), whose curves flatten sooner")
+    parser.add_argument("--every", type=float, default=5.0, help="minutes between kept checkpoints (denoising)")
+    parser.add_argument("--one-pass-every", type=float, default=2.5, help="minutes between kept checkpoints (GAN, VAE)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs (and evaluations) at once, each with --threads threads")
     parser.add_argument("--eval-samples", type=int, default=2000)
     parser.add_argument("--sampler", default=None, help="genlab eval's sampler={...} for many-step families")
     parser.add_argument("--threads", type=int, default=2)
@@ -81,14 +112,46 @@ def max_time(minutes: float) -> str:
     return f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def denoising(family: str) -> bool:
+    return family in DENOISING or family in DDPM_OBJECTIVES
+
+
+def budget(args: argparse.Namespace, family: str) -> tuple[float, float]:
+    """(training minutes, minutes between checkpoints) of a family."""
+    return (args.minutes, args.every) if denoising(family) else (args.one_pass_minutes, args.one_pass_every)
+
+
 def train(args: argparse.Namespace, family: str, run_dir: Path) -> None:
-    interval = f"{{_target_:datetime.timedelta,seconds:{int(args.every * 60)}}}"
-    timed = (f"+callbacks.timed_checkpoint={{_target_:pytorch_lightning.callbacks.ModelCheckpoint,"
-             f"dirpath:{run_dir / 'checkpoints'},filename:'timed_{{step}}',auto_insert_metric_name:false,save_top_k:-1,train_time_interval:{interval}}}")
-    result = genlab(args, "train", *FAMILIES[family], *LEAN, f"+trainer.max_time={max_time(args.minutes)}", timed,
+    """Train a family in `run_dir`, unless a run there already finished (a stopped script goes on where it was)."""
+    summary = run_dir / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("status") == "completed" and timed_checkpoints(run_dir):
+        print(f"{family}: kept {run_dir} (finished before)", flush=True)
+        return
+    if run_dir.exists():  # an unfinished run: set aside, never deleted
+        run_dir.rename(run_dir.with_name(f"{run_dir.name}_set_aside_{time.strftime('%Y%m%d_%H%M%S')}"))
+    minutes, every = budget(args, family)
+    print(f"training {family} for {minutes} minutes -> {run_dir}", flush=True)
+    timed = (f"+callbacks.timed_checkpoint={{_target_:genlab.callbacks.timed_checkpoint.TimedCheckpoint,"
+             f"dirpath:{run_dir / 'checkpoints'},minutes:{every}}}")
+    result = genlab(args, "train", *FAMILIES[family], *LEAN, f"+trainer.max_time={max_time(minutes)}", timed,
                     f"seed={args.seed}", f"hydra.run.dir={run_dir}")
     if result.returncode != 0:
         raise SystemExit(f"genlab train {family} failed:\n{result.stderr[-3000:]}")
+
+
+def checkpoint_minutes(run_dir: Path, default: float) -> float:
+    """Minutes between a run's timed checkpoints, as it was trained (its own config), so that runs made with
+    different --every share one plot; `default` for a run without that record."""
+    from omegaconf import OmegaConf
+
+    config = run_dir / ".hydra" / "config.yaml"
+    if not config.is_file():
+        return default
+    timed = OmegaConf.select(OmegaConf.load(config), "callbacks.timed_checkpoint") or {}
+    if timed.get("minutes"):
+        return float(timed["minutes"])
+    seconds = OmegaConf.select(timed, "train_time_interval.seconds")  # runs made with Lightning's ModelCheckpoint
+    return seconds / 60 if seconds else default
 
 
 def timed_checkpoints(run_dir: Path) -> list[Path]:
@@ -98,8 +161,8 @@ def timed_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def generator_steps(checkpoint: Path) -> int | None:
-    """Updates of the network that makes images, as the module counted them (the name's {step} is Lightning's
-    global step, which counts every optimizer's steps: a GAN's critic steps too)."""
+    """Updates of the network that makes images, as the module counted them (in the name too, but runs made with
+    Lightning's ModelCheckpoint named theirs by its global step, which counts a GAN's critic steps)."""
     import torch
 
     progress = torch.load(checkpoint, map_location="cpu", weights_only=True).get("progress") or {}
@@ -108,13 +171,11 @@ def generator_steps(checkpoint: Path) -> int | None:
 
 def evaluate(args: argparse.Namespace, family: str, checkpoint: Path, minutes: float) -> dict[str, Any]:
     out = checkpoint.parent.parent / "eval" / f"{checkpoint.stem}_{args.eval_samples}"
-    sampler = [f"sampler={args.sampler}"] if args.sampler and family in ("flow", "ddpm", "cflow", "cddpm") else []
-    start, seconds = time.perf_counter(), None
+    sampler = [f"sampler={args.sampler}"] if args.sampler and denoising(family) else []
     if not (out / "metrics.json").is_file():  # a point judged before (same folder) is read back, not judged again
         result = genlab(args, "eval", f"ckpt_path={checkpoint}", "extractor=classifier", "split=test",
                         f"n_samples={args.eval_samples}", f"seed={args.seed}", "progress=false", *sampler,
                         f"hydra.run.dir={out}")
-        seconds = round(time.perf_counter() - start, 1)
         if result.returncode != 0:
             raise SystemExit(f"genlab eval {checkpoint} failed:\n{result.stderr[-3000:]}")
     report = json.loads((out / "metrics.json").read_text())
@@ -123,61 +184,89 @@ def evaluate(args: argparse.Namespace, family: str, checkpoint: Path, minutes: f
     return {"family": family, "minutes": round(minutes, 2), "checkpoint": str(checkpoint),
             "generator_steps": steps,
             "sampler": json.dumps({k: v for k, v in settings.items() if k != "evaluations"}),
-            "evaluations": settings.get("evaluations", 1), "eval_seconds": seconds,
+            "evaluations": settings.get("evaluations", 1),
             "sampling_seconds_per_1000": report["protocol"].get("sampling_seconds_per_1000"),
             **{name: report["metrics"].get(name) for name in METRICS}}
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
+def plot(rows: list[dict[str, Any]], path: Path, args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for family in dict.fromkeys(row["family"] for row in rows):
+    families = list(dict.fromkeys(row["family"] for row in rows))
+    colours = plt.get_cmap("tab20").colors
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for index, family in enumerate(families):
         points = [(row["minutes"], row["fid"]) for row in rows if row["family"] == family]
-        axis.plot(*zip(*points), marker="o", label=family)
-    axis.axhline(40, color="grey", linestyle="--", linewidth=1, label="target: FID 40")
-    axis.set(xlabel="training minutes (wall clock, this CPU)", ylabel="classifier FID vs test split (lower is better)",
-             title="mnist_mini: FID against training time", yscale="log")
-    axis.legend()
+        axis.plot(*zip(*points), marker="os^Dv<>ph*"[index % 10], color=colours[index % len(colours)], label=family,
+                  linestyle="-" if denoising(family) else "--")
+    axis.axhline(40, color="grey", linestyle=":", linewidth=1, label="FID 40")
+    threads = f"{args.threads} CPU thread{'s' if args.threads > 1 else ''} per run, {args.jobs} run{'s' if args.jobs > 1 else ''} at once"
+    axis.set(xlabel=f"training minutes (wall clock, {threads})", ylabel="classifier FID vs test split (lower is better)",
+             title=f"mnist_mini: FID against training time ({args.eval_samples:,} samples per point)", yscale="log")
+    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def sampler_cell(settings: str) -> str:
+    """'dpm++ 20 steps, guidance 2' from the JSON a point keeps; 'one pass' for a GAN or VAE."""
+    options = json.loads(settings)
+    if not options:
+        return "one pass"
+    text = f"{options['method']} {options['steps']} steps"
+    return text + (f", guidance {options['guidance']:g}" if options.get("guidance") not in (None, 1, 1.0) else "")
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| family | overrides | minutes | generator steps | sampler | NFE | classifier FID | coverage entropy"
-             " | classes covered | s per 1,000 images |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for family in dict.fromkeys(row["family"] for row in rows):
-        last = [row for row in rows if row["family"] == family][-1]
-        sampling = last.get("sampling_seconds_per_1000")
-        lines.append(f"| {family} | `{' '.join(FAMILIES.get(family, []))}` | {last['minutes']} | {last['generator_steps']}"
-                     f" | {last['sampler']} | {last['evaluations']} | {last['fid']:.1f} | {last['coverage_entropy']:.3f}"
-                     f" | {last['classes_covered']:.0f} | {'–' if sampling is None else f'{sampling:.1f}'} |")
+    """Each family's last point, and its FID at the longest time every family reached: the one column that
+    compares them on the same axis (training minutes), since the families may train for different times."""
+    families = list(dict.fromkeys(row["family"] for row in rows))
+    shared = min(max(row["minutes"] for row in rows if row["family"] == family) for family in families)
+    lines = ["| family | overrides | minutes | generator steps | sampler | NFE | classifier FID"
+             f" | FID at {shared:g} min | coverage entropy | classes covered | label accuracy | s per 1,000 images |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for family in families:
+        points = [row for row in rows if row["family"] == family]
+        last = points[-1]
+        at_shared = [row for row in points if row["minutes"] <= shared + 1e-9][-1]
+        sampling, accuracy = last.get("sampling_seconds_per_1000"), last.get("label_accuracy")
+        lines.append(f"| {family} | `{' '.join(FAMILIES.get(family, []))}` | {last['minutes']:g} | {last['generator_steps']}"
+                     f" | {sampler_cell(last['sampler'])} | {last['evaluations']} | {last['fid']:.1f} | {at_shared['fid']:.1f}"
+                     f" | {last['coverage_entropy']:.3f} | {last['classes_covered']:.0f}"
+                     f" | {'–' if accuracy in (None, '') else f'{float(accuracy):.3f}'}"
+                     f" | {'–' if sampling is None else f'{sampling:.1f}'} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs = dict(item.split("=", 1) for item in args.runs)
-    if not runs:
-        for family in args.families:
-            run_dir = (args.work / family).resolve()
-            print(f"training {family} for {args.minutes} minutes -> {run_dir}", flush=True)
-            train(args, family, run_dir)
-            runs[family] = str(run_dir)
-    rows = []
-    for family, run_dir in runs.items():
-        for index, checkpoint in enumerate(timed_checkpoints(Path(run_dir)), start=1):
-            rows.append(evaluate(args, family, checkpoint, index * args.every))
-            print(rows[-1], flush=True)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        if not runs:
+            # the longest runs first, so that the pool's last runs are short ones
+            families = sorted(args.families, key=lambda family: -budget(args, family)[0])
+            folders = {family: (args.work / family).resolve() for family in families}
+            list(pool.map(lambda family: train(args, family, folders[family]), families))
+            runs = {family: str(folders[family]) for family in args.families}
+        points = []
+        for family, run_dir in runs.items():
+            every = checkpoint_minutes(Path(run_dir), budget(args, family)[1])
+            points += [(family, checkpoint, index * every)
+                       for index, checkpoint in enumerate(timed_checkpoints(Path(run_dir)), start=1)]
+        rows = []
+        for row in pool.map(lambda point: evaluate(args, *point), points):
+            rows.append(row)
+            print(row, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "curves.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, args.out / "curves.png")
+    plot(rows, args.out / "curves.png", args)
     (args.out / "table.md").write_text(table(rows))
     print(f"wrote {args.out / 'curves.csv'}, {args.out / 'curves.png'}, {args.out / 'table.md'}")
     return 0

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,13 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "acgan_real_lr1e3_ema": ("acgan, lr 1e-3 + EMA, class term on real images",
                              ["model=acgan", "optimizer.lr=1e-3", *EMA, "model.regularizers.auxiliary_classifier.on_fake=false"]),
     "wgan": ("wgan (weight clipping)", ["model=wgan"]),
+    # the families that lag at their papers' rates, with the recipe that helped DCGAN most (a faster rate, and an EMA
+    # to hide its noise): which of them is each family's best at a short budget is what the gallery should show
+    "gan_lr1e3_ema": ("gan (MLP), lr 1e-3 + EMA", ["model=gan", "optimizer.lr=1e-3", *EMA]),
+    "sngan_lr1e3_ema": ("sngan, lr 1e-3 + EMA", ["model=sngan", "optimizer.lr=1e-3", *EMA]),
+    "rpgan_lr1e3_ema": ("rpgan, lr 1e-3 + EMA", ["model=rpgan", "optimizer.lr=1e-3", *EMA]),
+    "wgan_gp_lr1e3_ema": ("wgan_gp, lr 1e-3 + EMA", ["model=wgan_gp", "optimizer.lr=1e-3", *EMA]),
+    "wgan_lr2e4_ema": ("wgan (weight clipping), lr 2e-4 + EMA", ["model=wgan", "optimizer.lr=2e-4", *EMA]),
     "vae": ("vae", ["model=vae"]),
     "cvae": ("cvae", ["model=cvae"]),
 }
@@ -83,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("docs/recipes"))
     parser.add_argument("--eval-samples", type=int, default=1000, help="generated (and real test) images per eval")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="OMP_NUM_THREADS of every run")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once (each with --threads threads): on a 2-core CPU, --jobs 2 --threads 1 trains"
+                             " about twice as many runs an hour as one run with 2 threads; their minutes then count one core each")
     parser.add_argument("--batch-size", type=int, default=64, help="data.batch_size of every recipe")
     parser.add_argument("--set", nargs="+", default=[], metavar="OVERRIDE", dest="common",
                         help="genlab overrides for every recipe, e.g. the quick start's narrower nets:"
@@ -93,8 +104,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true",
                         help="tiny validation and domain classifier (cached in the work folder): checks the script only")
     args = parser.parse_args(argv)
-    if args.budget < 1 or args.eval_samples < 2 or args.threads < 1 or args.batch_size < 1:
-        parser.error("--budget, --threads and --batch-size must be positive, --eval-samples at least 2")
+    if args.budget < 1 or args.eval_samples < 2 or args.threads < 1 or args.batch_size < 1 or args.jobs < 1:
+        parser.error("--budget, --threads, --jobs and --batch-size must be positive, --eval-samples at least 2")
     return args
 
 
@@ -104,7 +115,7 @@ def genlab_command() -> str:
 
 
 class Runner:
-    """Runs genlab subcommands one at a time with the same environment, from the same folder."""
+    """Runs genlab subcommands with the same environment, from the same folder (--jobs of them at once)."""
 
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.genlab = genlab_command()
@@ -150,7 +161,7 @@ def run_one(runner: Runner, recipe: str, seed: int, run_dir: Path, args: argpars
     overrides = runner.train_overrides(recipe, seed)
     row: dict[str, Any] = {"recipe": recipe, "seed": seed, "budget_generator_steps": args.budget,
                            "run_dir": str(run_dir), "overrides": " ".join(overrides), "status": "failed", "error": None,
-                           "threads": args.threads}
+                           "threads": args.threads, "jobs": args.jobs}
     start = time.perf_counter()
     trained = runner("train", *overrides, f"hydra.run.dir={run_dir}")
     row["train_minutes"] = (time.perf_counter() - start) / 60
@@ -199,13 +210,29 @@ def add_raw_weights_fid(runner: Runner, row: dict[str, Any], args: argparse.Name
         row["fid_raw_weights"] = results["metrics"]["fid"]
 
 
-def finished_row(run_dir: Path, overrides: list[str]) -> dict[str, Any] | None:
-    """The row of a run this script finished earlier in the same --work folder with the same overrides, if any."""
+def finished_row(run_dir: Path, overrides: list[str], earlier: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
+    """The row of a run this script finished earlier with the same overrides, and where it was found: in its
+    folder under --work, else among `earlier` (the rows of the table already in --out, whose work folder may be
+    gone: a table grows by new recipes or seeds without training the old ones again)."""
     path = run_dir / ROW_FILE
+    joined = " ".join(overrides)
+    if path.is_file():
+        row = json.loads(path.read_text())
+        if row.get("status") == "completed" and row.get("overrides") == joined:
+            return row, str(run_dir)
+    for row in earlier:
+        if row.get("status") == "completed" and row.get("overrides") == joined:
+            return row, "the table's recipes.json"
+    return None, ""
+
+
+def earlier_rows(out: Path) -> list[dict[str, Any]]:
+    """The runs of the table already written to `out` (none if there is none, or it was a smoke run)."""
+    path = out / "recipes.json"
     if not path.is_file():
-        return None
-    row = json.loads(path.read_text())
-    return row if row.get("status") == "completed" and row.get("overrides") == " ".join(overrides) else None
+        return []
+    record = json.loads(path.read_text())
+    return [] if record.get("smoke") else list(record.get("runs", []))
 
 
 def set_aside(run_dir: Path) -> None:
@@ -276,6 +303,12 @@ def threads_note(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "; ".join(f"{threads} for {', '.join(dict.fromkeys(recipes))}" for threads, recipes in recipes_by_threads.items())
 
 
+def jobs_note(rows: list[dict[str, Any]]) -> str:
+    """How many runs trained side by side: one number, or the numbers the kept runs were made with."""
+    jobs = sorted({row.get("jobs", 1) for row in rows})
+    return " or ".join(map(str, jobs)) if jobs else "1"
+
+
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts: dict[str, dict[str, Any]]) -> str:
     recipes, seeds = args.recipes, args.seeds
     conditional = any(recipe_facts[recipe]["conditional"] for recipe in recipes)
@@ -322,7 +355,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
          " with at least one confident (p ≥ 0.9) sample. FID of the raw weights: the same checkpoints judged with"
          " `ema=false`, for the recipes that keep an EMA: what the average adds, paired on one training run."),
         (f"Train minutes: wall clock of `genlab train` (start-up, validation and checkpoints included) with"
-         f" OMP_NUM_THREADS={threads_note(rows, args)} on {platform.machine()} ({os.cpu_count()} CPUs); the script runs one at a time, but other load on the machine is not controlled: compare times only within one table."
+         f" OMP_NUM_THREADS={threads_note(rows, args)} on {platform.machine()} ({os.cpu_count()} CPUs); the script ran {jobs_note(rows)} at a time (each run's minutes then count the cores it had), and other load on the machine is not controlled: compare times only within one table."
          " s / generator update: training alone, from the TensorBoard wall times of the second to the last update"
          " (validation epochs included, start-up not); recipes.csv also has the whole run's time over its updates."),
         f"Made by `python scripts/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`.",
@@ -342,17 +375,25 @@ def strip(rows: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> P
     grids = []
     for recipe in args.recipes:
         row = next((row for row in rows if row["recipe"] == recipe and row["seed"] == args.seeds[0]), None)
-        picture = Path(row["run_dir"]) / "samples" / "last.png" if row else None
-        if picture is None or not picture.is_file():
+        if row is None:
             continue
-        caption = RECIPES[recipe][0] + (f"  FID {row['fid']:.1f}" if row.get("fid") is not None else "")
+        picture = Path(row["run_dir"]) / "samples" / "last.png"
+        saved = path.parent / "grids" / f"{recipe}.png"
+        if not picture.is_file():  # a row kept from the table's JSON: its run folder may be gone, its grid is not
+            picture = saved
+        if not picture.is_file():
+            continue
+        # two lines: the label, then the numbers (a long label would cut them off)
+        caption = RECIPES[recipe][0] + "\n" + (f"FID {row['fid']:.1f}" if row.get("fid") is not None else "")
         caption += f"  cov {row['coverage_entropy']:.2f}" if row.get("coverage_entropy") is not None else ""
+        caption += f"  label acc {row['label_accuracy']:.2f}" if row.get("label_accuracy") is not None else ""
         grids.append((caption, Image.open(picture).convert("RGB")))
-        (path.parent / "grids").mkdir(exist_ok=True)
-        shutil.copy(picture, path.parent / "grids" / f"{recipe}.png")
+        saved.parent.mkdir(exist_ok=True)
+        if picture != saved:
+            shutil.copy(picture, saved)
     if not grids:
         return None
-    caption_height, gap, per_row = 18, 8, 4
+    caption_height, gap, per_row = 30, 8, 4
     cell_width = max(grid.width for _, grid in grids) + gap
     cell_height = caption_height + max(grid.height for _, grid in grids) + gap
     rows_needed = math.ceil(len(grids) / per_row)
@@ -360,7 +401,7 @@ def strip(rows: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> P
     draw = ImageDraw.Draw(canvas)
     for index, (caption, grid) in enumerate(grids):
         x, y = cell_width * (index % per_row), cell_height * (index // per_row)
-        draw.text((x + 2, y + 3), caption, fill="black")
+        draw.multiline_text((x + 2, y + 2), caption, fill="black", spacing=2)
         canvas.paste(grid, (x, y + caption_height))
     canvas.save(path)
     return path
@@ -390,21 +431,22 @@ def write_outputs(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_f
 
 
 def table_row(runner: Runner, recipe: str, seed: int, work: Path, args: argparse.Namespace,
-              recipe_facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One run's row: kept from an earlier call with the same overrides in the same --work folder, or trained
-    and judged now (an unfinished or different earlier run is set aside first)."""
+              recipe_facts: dict[str, dict[str, Any]], earlier: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's row: kept from an earlier call with the same overrides (its --work folder, or the table in
+    --out), or trained and judged now (an unfinished or different earlier run is set aside first)."""
     run_dir = work / recipe / f"seed_{seed}"
-    row = finished_row(run_dir, runner.train_overrides(recipe, seed))
+    row, found_in = finished_row(run_dir, runner.train_overrides(recipe, seed), earlier)
     if row is not None:
-        print(f"{recipe:22s} seed {seed}: kept from {run_dir} (same overrides)", flush=True)
+        print(f"{recipe:22s} seed {seed}: kept from {found_in} (same overrides)", flush=True)
     else:
         set_aside(run_dir)
         row = run_one(runner, recipe, seed, run_dir, args)
     averages = (recipe_facts[recipe]["ema"] or {}).get("decay") is not None
-    if averages and row["status"] == "completed" and row.get("fid_raw_weights") is None:
+    if averages and row["status"] == "completed" and row.get("fid_raw_weights") is None and Path(row["run_dir"]).is_dir():
         add_raw_weights_fid(runner, row, args)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / ROW_FILE).write_text(json.dumps(row, default=str))
+    if Path(row["run_dir"]) == run_dir:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / ROW_FILE).write_text(json.dumps(row, default=str))
     if row["status"] == "completed":
         steady = row["steady_seconds_per_generator_step"]
         print(f"{recipe:22s} seed {seed}: {row['generator_steps']} generator updates in"
@@ -437,7 +479,7 @@ def run_table(args: argparse.Namespace, groups: list[tuple[list[str], list[str]]
         recipe_facts = {recipe: facts(runner.composed(recipe)) for recipe, runner in runners.items()}
         n_runs = len(args.recipes) * len(args.seeds)
         print(f"budget: {args.budget:,} generator updates per run (budget.generator_steps; a critic step is not one),"
-              f" batch {args.batch_size}, {n_runs} runs one at a time, OMP_NUM_THREADS={args.threads}, work folder {work}")
+              f" batch {args.batch_size}, {n_runs} runs, {args.jobs} at a time, OMP_NUM_THREADS={args.threads}, work folder {work}")
         # untimed: trains and caches the domain classifier (paths.cache_dir) that val/fid and eval use, so that
         # the first timed run does not pay for it
         first = args.recipes[0]
@@ -445,11 +487,16 @@ def run_table(args: argparse.Namespace, groups: list[tuple[list[str], list[str]]
                                  f"hydra.run.dir={work / 'warm_up' / time.strftime('%Y%m%d_%H%M%S')}")
         if warm_up.returncode != 0:
             raise SystemExit(f"the warm-up run failed:\n{warm_up.stderr[-2000:]}")
-        rows: list[dict[str, Any]] = []
+        earlier = earlier_rows(args.out)
         # seed by seed: a table stopped early still compares every recipe
-        for seed in args.seeds:
-            for recipe in args.recipes:
-                rows.append(table_row(runners[recipe], recipe, seed, work, args, recipe_facts))
+        order = [(seed, recipe) for seed in args.seeds for recipe in args.recipes]
+        done: dict[tuple[int, str], dict[str, Any]] = {}
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {pool.submit(table_row, runners[recipe], recipe, seed, work, args, recipe_facts, earlier): (seed, recipe)
+                       for seed, recipe in order}
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                rows = [done[key] for key in order if key in done]
                 write_outputs(rows, args, recipe_facts)  # a long table keeps what it has if stopped
         print(f"table: {args.out / 'recipes.md'}; every run: recipes.csv, recipes.json; grids: recipes_seed0.png")
         print((args.out / "recipes.md").read_text())
