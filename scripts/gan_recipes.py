@@ -227,12 +227,10 @@ def finished_row(run_dir: Path, overrides: list[str], earlier: list[dict[str, An
 
 
 def earlier_rows(out: Path) -> list[dict[str, Any]]:
-    """The runs of the table already written to `out` (none if there is none, or it was a smoke run)."""
+    """The runs of the table already written to `out` (a smoke run's overrides differ from a real one's, so
+    `finished_row` never mixes them)."""
     path = out / "recipes.json"
-    if not path.is_file():
-        return []
-    record = json.loads(path.read_text())
-    return [] if record.get("smoke") else list(record.get("runs", []))
+    return list(json.loads(path.read_text()).get("runs", [])) if path.is_file() else []
 
 
 def set_aside(run_dir: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,14 @@ def test_gan_recipes_smoke_run_writes_the_table_csv_and_json(tmp_path):
     assert "kept from" in again.stdout
     [kept] = json.loads((out / "recipes.json").read_text())["runs"]
     assert kept["fid"] == run["fid"] and kept["train_minutes"] == run["train_minutes"]
+
+    # without the work folder the table's own recipes.json keeps the row, and its saved grid stays in the picture
+    shutil.rmtree(tmp_path / "work")
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert "kept from the table's recipes.json" in again.stdout
+    [kept] = json.loads((out / "recipes.json").read_text())["runs"]
+    assert kept["fid"] == run["fid"] and (out / "recipes_seed0.png").is_file()
 
 
 @pytest.mark.slow
