@@ -43,6 +43,7 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "dcgan_lr1e3_ema": ("dcgan, lr 1e-3 + EMA", ["model=dcgan", "optimizer.lr=1e-3", *EMA]),
     "dcgan_lr1e3_ema_diffaugment": ("dcgan, lr 1e-3 + EMA + DiffAugment",
                                     ["model=dcgan", "optimizer.lr=1e-3", *EMA, "model/augment=diffaugment"]),
+    "dcgan_lr1e3_ema_ada": ("dcgan, lr 1e-3 + EMA + ADA", ["model=dcgan", "optimizer.lr=1e-3", *EMA, "model/augment=ada"]),
     "rpgan": ("rpgan", ["model=rpgan"]),
     "wgan_gp": ("wgan_gp", ["model=wgan_gp"]),
     "sngan": ("sngan", ["model=sngan"]),
@@ -80,7 +81,7 @@ ROW_FILE = "recipe_row.json"
 METRICS = ("fid", "kid", "precision", "recall", "inception_score", "coverage_entropy",
            "coverage_normalized_entropy", "confident_share", "classes_covered", "label_accuracy", "intra_fid")
 CSV_FIELDS = ("recipe", "seed", "status", "budget_generator_steps", "generator_steps", "images_seen", "epochs",
-              "train_minutes", "threads", "seconds_per_generator_step", "steady_seconds_per_generator_step", "eval_seconds", *METRICS, "fid_raw_weights", "run_dir", "overrides", "error")
+              "train_minutes", "threads", "seconds_per_generator_step", "steady_seconds_per_generator_step", "eval_seconds", *METRICS, "fid_raw_weights", "d_real_train", "d_real_held_out", "run_dir", "overrides", "error")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -175,7 +176,9 @@ def run_one(runner: Runner, recipe: str, seed: int, run_dir: Path, args: argpars
         return row
     if row["generator_steps"]:
         row["seconds_per_generator_step"] = 60 * row["train_minutes"] / row["generator_steps"]
-    row["steady_seconds_per_generator_step"] = steady_seconds_per_update(run_dir)
+    events = scalar_events(run_dir, ("train/generator_steps", "train/d_real", "val/d_real"))
+    row["steady_seconds_per_generator_step"] = steady_seconds_per_update(events)
+    row.update(discriminator_gap(events))
     start = time.perf_counter()
     results, row["error"] = evaluate(runner, checkpoint, run_dir / "eval", args)
     row["eval_seconds"] = time.perf_counter() - start
@@ -241,25 +244,42 @@ def set_aside(run_dir: Path) -> None:
         print(f"{run_dir} was unfinished or made with other overrides: moved to {target.name}", flush=True)
 
 
-def steady_seconds_per_update(run_dir: Path) -> float | None:
-    """Seconds per generator update between the second and the last logged one (TensorBoard wall times of
-    train/generator_steps): training alone, validation epochs included, start-up and the first update not."""
+def scalar_events(run_dir: Path, tags: tuple[str, ...]) -> dict[str, list[Any]]:
+    """Every logged event of `tags` in the run's TensorBoard files, oldest first ({} without tensorboard)."""
     try:
         from tensorboard.backend.event_processing.event_accumulator import (
             EventAccumulator,
         )
     except ImportError:
-        return None
-    points = []
+        return {}
+    found: dict[str, list[Any]] = {tag: [] for tag in tags}
     for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
         accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
         accumulator.Reload()
-        if "train/generator_steps" in accumulator.Tags()["scalars"]:
-            points += [(event.step, event.wall_time) for event in accumulator.Scalars("train/generator_steps")]
-    points.sort()
+        for tag in set(tags) & set(accumulator.Tags()["scalars"]):
+            found[tag] += accumulator.Scalars(tag)
+    return {tag: sorted(values, key=lambda event: event.wall_time) for tag, values in found.items()}
+
+
+def steady_seconds_per_update(events: dict[str, list[Any]]) -> float | None:
+    """Seconds per generator update between the second and the last logged one (TensorBoard wall times of
+    train/generator_steps): training alone, validation epochs included, start-up and the first update not."""
+    points = sorted((event.step, event.wall_time) for event in events.get("train/generator_steps", []))
     if len(points) < 3 or points[-1][0] <= points[1][0]:
         return None
     return (points[-1][1] - points[1][1]) / (points[-1][0] - points[1][0])
+
+
+def discriminator_gap(events: dict[str, list[Any]]) -> dict[str, float | None]:
+    """D's mean verdict on real training images (`train/d_real`, the last epoch's logged batches) and on the
+    held-out validation images (`val/d_real`, the last validation): a gap that opens means D memorises its
+    training set, the overfitting DiffAugment and ADA fight. For BCE losses both are probabilities."""
+    train, held_out = events.get("train/d_real", []), events.get("val/d_real", [])
+    if not train or not held_out:
+        return {"d_real_train": None, "d_real_held_out": None}
+    since = held_out[-2].step if len(held_out) > 1 else -1  # the validation before the last: the last epoch's start
+    last_epoch = [event.value for event in train if event.step > since] or [train[-1].value]
+    return {"d_real_train": statistics.mean(last_epoch), "d_real_held_out": held_out[-1].value}
 
 
 def mean_std(values: list[float], digits: int) -> str:
@@ -281,7 +301,7 @@ def summarize(rows: list[dict[str, Any]], recipes: list[str]) -> dict[str, dict[
         done = [row for row in rows if row["recipe"] == recipe and row["status"] == "completed"]
         entry: dict[str, Any] = {"label": RECIPES[recipe][0], "runs": len(done),
                                  "failed": sum(row["recipe"] == recipe and row["status"] != "completed" for row in rows)}
-        for name in (*METRICS, "fid_raw_weights", "train_minutes", "threads", "seconds_per_generator_step",
+        for name in (*METRICS, "fid_raw_weights", "d_real_train", "d_real_held_out", "train_minutes", "threads", "seconds_per_generator_step",
                      "steady_seconds_per_generator_step"):
             values = [row[name] for row in done if row.get(name) is not None]
             if values:
@@ -314,6 +334,8 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
     averaging = any((recipe_facts[recipe]["ema"] or {}).get("decay") is not None for recipe in recipes)
     head += ["FID of the raw weights (same runs)"] if averaging else []
     head += ["label accuracy"] if conditional else []
+    gap = any(row.get("d_real_train") is not None for row in rows)
+    head += ["D(x): training / held-out images"] if gap else []
     head += ["train minutes", "s / generator update", "runs"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for recipe in recipes:
@@ -328,6 +350,8 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
             cells.append(mean_std(column("fid_raw_weights"), 1))
         if conditional:
             cells.append(mean_std(column("label_accuracy"), 3) if recipe_facts[recipe]["conditional"] else "–")
+        if gap:
+            cells.append(f"{mean_std(column('d_real_train'), 2)} / {mean_std(column('d_real_held_out'), 2)}")
         cells += [mean_std(column("train_minutes"), 2), mean_std(column("steady_seconds_per_generator_step"), 3),
                   f"{len(done)} of {len(seeds)}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -351,7 +375,10 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
          " the test split, comparable only with other genlab classifier FIDs at the same number of samples. Coverage"
          " entropy: of the classifier's predicted classes, ln 10 = 2.303 is every digit equally. Classes covered:"
          " with at least one confident (p ≥ 0.9) sample. FID of the raw weights: the same checkpoints judged with"
-         " `ema=false`, for the recipes that keep an EMA: what the average adds, paired on one training run."),
+         " `ema=false`, for the recipes that keep an EMA: what the average adds, paired on one training run."
+         + (" D(x): the discriminator's mean verdict on real training images over the last epoch (`train/d_real`;"
+            " augmented ones where the recipe augments) and on the held-out validation images at the last validation"
+            " (`val/d_real`): a gap means D memorises its training set, what augmentation is for." if gap else "")),
         (f"Train minutes: wall clock of `genlab train` (start-up, validation and checkpoints included) with"
          f" OMP_NUM_THREADS={threads_note(rows, args)} on {platform.machine()} ({os.cpu_count()} CPUs); the script ran {jobs_note(rows)} at a time (each run's minutes then count the cores it had), and other load on the machine is not controlled: compare times only within one table."
          " s / generator update: training alone, from the TensorBoard wall times of the second to the last update"
