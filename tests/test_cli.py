@@ -107,3 +107,24 @@ def test_ddp_on_cpu_trains_two_ranks_into_one_run_folder(tmp_path):
     # ranks takes its 40-digit shard in 5. 5 batches x 2 epochs x 2 optimizer steps:
     assert checkpoint["global_step"] == 20
     assert len(list(runs[0].rglob("summary.json"))) == 1
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_trains_a_denoising_family_into_one_run_folder(tmp_path):
+    """The many-step families under DDP as the GANs: two ranks, one folder, the UNet's updates counted once each."""
+    make_mnist(tmp_path / "data", n_train=96)
+    result = run(
+        "train", "model=flow", "trainer=ddp_cpu", "debug=limit", "data=mnist", f"paths.data_dir={tmp_path / 'data'}",
+        "data.batch_size=8", "data.val_size=16", "model.net.denoiser.width=8", "trainer.enable_progress_bar=false",
+        "~callbacks.progress_bar", "trainer.limit_train_batches=1.0", "callbacks.sample_quality.n_samples=32",
+        "callbacks.sample_quality.sampler={method: euler, steps: 2}", "model.sampler.steps=2",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "GLOBAL_RANK: 0" in output and "GLOBAL_RANK: 1" in output
+    [run_dir] = list((tmp_path / "outputs" / "debug" / "runs").iterdir())
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    # each rank takes 5 of the 10 batches of 8 an epoch, 2 epochs, one optimizer step a batch
+    assert checkpoint["global_step"] == 10 and checkpoint["progress"]["generator_steps"] == 10
+    assert "ema" in "".join(checkpoint["state_dict"]) and len(list(run_dir.rglob("summary.json"))) == 1
