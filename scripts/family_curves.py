@@ -106,9 +106,10 @@ def genlab(args: argparse.Namespace, *arguments: str) -> subprocess.CompletedPro
     return subprocess.run([command, *arguments, *judge], env=env, capture_output=True, text=True, check=False)
 
 
-def max_time(minutes: float) -> str:
-    """Lightning's DD:HH:MM:SS, a little past the last checkpoint so that it is written."""
-    seconds = int(minutes * 60 + 30)
+def max_time(minutes: float, every: float) -> str:
+    """Lightning's DD:HH:MM:SS, a little past the last checkpoint so that it is written: a quarter of an interval
+    (at least 5 s, at most 30 s) covers the batch, or the short validation, that runs past it."""
+    seconds = int(minutes * 60 + min(30.0, max(5.0, every * 15)))
     return f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
@@ -133,7 +134,7 @@ def train(args: argparse.Namespace, family: str, run_dir: Path) -> None:
     print(f"training {family} for {minutes} minutes -> {run_dir}", flush=True)
     timed = (f"+callbacks.timed_checkpoint={{_target_:genlab.callbacks.timed_checkpoint.TimedCheckpoint,"
              f"dirpath:{run_dir / 'checkpoints'},minutes:{every}}}")
-    result = genlab(args, "train", *FAMILIES[family], *LEAN, f"+trainer.max_time={max_time(minutes)}", timed,
+    result = genlab(args, "train", *FAMILIES[family], *LEAN, f"+trainer.max_time={max_time(minutes, every)}", timed,
                     f"seed={args.seed}", f"hydra.run.dir={run_dir}")
     if result.returncode != 0:
         raise SystemExit(f"genlab train {family} failed:\n{result.stderr[-3000:]}")
