@@ -38,13 +38,24 @@ def _optimizer_key(optimizer: DictConfig, role: str, argument: str) -> str:
     return f"optimizer.{role}.{argument}"
 
 
-def build_optimizers(cfg: DictConfig) -> dict[str, Callable[..., Any]]:
-    """The `optimizer` group as factories (partial optimizers per player, an optional scheduler), each
-    tried once on a probe parameter so that a value torch refuses is reported now, by key."""
+# when a learning-rate schedule steps: once per epoch, or after every update of its optimizer
+SCHEDULER_INTERVALS = ("epoch", "step")
+
+
+def build_optimizers(cfg: DictConfig) -> dict[str, Any]:
+    """The `optimizer` group as factories (partial optimizers per player, an optional scheduler, and when
+    that steps: `scheduler_interval`), each optimizer tried once on a probe parameter so that a value torch
+    refuses is reported now, by key."""
     import torch
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
-    factories = instantiate(cfg.optimizer, _convert_="all")
+    optimizer_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    # `interval` is genlab's, not the scheduler class's: taken out before the scheduler is built
+    interval = (optimizer_cfg.get("scheduler") or {}).pop("interval", "epoch")
+    require(interval in SCHEDULER_INTERVALS, "optimizer.scheduler.interval", interval, " or ".join(SCHEDULER_INTERVALS))
+    factories = instantiate(optimizer_cfg, _convert_="all")
+    factories["scheduler_interval"] = interval
     for role in PLAYERS:
         if role not in factories:
             continue

@@ -88,6 +88,14 @@ def test_experiments_pick_their_groups(compose_train):
     assert cfg.model.net.generator._target_ == "genlab.nets.dcgan.Generator"
 
 
+def test_the_ddpm_cifar10_preset_keeps_the_papers_objective_and_warm_up(compose_train):
+    # Ho et al. 2020, appendix B: eps-prediction, linear betas, Adam 2e-4 warmed up over 5,000 steps, batch 128
+    cfg = compose_train("experiment=ddpm_cifar10")
+    assert (cfg.model.prediction, cfg.model.schedule, cfg.optimizer.lr, cfg.data.batch_size) == ("epsilon", "linear", 2e-4, 128)
+    assert (cfg.optimizer.scheduler.total_iters, cfg.optimizer.scheduler.interval) == (5000, "step")
+    assert cfg.model.net.denoiser.width == 128 and list(cfg.model.net.denoiser.channel_mults) == [1, 2, 2, 2]
+
+
 def test_optimizer_lr_reaches_both_players(compose_train):
     cfg = compose_train("optimizer.lr=1e-3", "optimizer.discriminator.lr=4e-3")
     optimizer = instantiate(cfg.optimizer, _convert_="all")

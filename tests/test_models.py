@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from genlab.builder import build, build_module, build_trainer
+from genlab.errors import ConfigError
 from genlab.nets.layers import ConditionalBatchNorm2d, Projection
 from genlab.objectives import gaussian_kl_divergence
 from tests.conftest import BARE
@@ -148,6 +149,37 @@ def test_linear_decay_steps_once_per_epoch_to_zero(compose_train, fake_data_root
     assert all(optimizer.param_groups[0]["lr"] == 0.0 for optimizer in trainer.optimizers)
     schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
     assert len(schedulers) == len(trainer.optimizers) and all(s.last_epoch == 4 for s in schedulers)
+
+
+@pytest.mark.parametrize(("model_name", "n_critic", "critic_updates", "generator_updates"), [
+    ("vae", 1, 0, 5),  # automatic optimization: Lightning steps the schedule after each update
+    ("dcgan", 1, 5, 5),
+    ("wgan_gp", 2, 5, 2),  # each player's schedule counts its own updates
+])
+def test_a_warm_up_steps_after_every_update_of_each_optimizer(compose_train, fake_data_root, model_name, n_critic,
+                                                             critic_updates, generator_updates):
+    extra = [*SMALL_VAE] if model_name == "vae" else [f"model.n_critic={n_critic}"]
+    overrides = [o for o in BARE if model_name != "vae" or "base_channels" not in o]
+    cfg = compose_train(*overrides, f"model={model_name}", *extra, "data=mnist", f"paths.data_dir={fake_data_root}",
+                        "optimizer/scheduler=warmup", "optimizer.scheduler.total_iters=8", "trainer.max_epochs=1",
+                        "trainer.limit_train_batches=1.0", "optimizer.lr=1e-3")  # 80 digits: 5 batches of 16
+    model, trainer = fit(cfg)
+
+    def warmed(updates: int) -> float:  # LinearLR from 1e-4 x lr to lr over 8 updates
+        return 1e-3 * (1e-4 + (1 - 1e-4) * min(updates, 8) / 8)
+
+    rates = [optimizer.param_groups[0]["lr"] for optimizer in trainer.optimizers]
+    expected = [warmed(generator_updates)] + ([warmed(critic_updates)] if model_name != "vae" else [])
+    assert rates == pytest.approx(expected, rel=1e-6)
+    assert model.generator_steps == generator_updates
+
+
+def test_a_scheduler_interval_that_is_not_epoch_or_step_is_refused_by_key(compose_train):
+    from genlab.builder import build_optimizers
+
+    cfg = compose_train("optimizer/scheduler=warmup", "optimizer.scheduler.interval=batch")
+    with pytest.raises(ConfigError, match=r"optimizer.scheduler.interval='batch' .*epoch or step"):
+        build_optimizers(cfg)
 
 
 @pytest.mark.parametrize(("model", "n_critic", "budget", "batches"), [

@@ -292,15 +292,31 @@ class GenerativeModule(pl.LightningModule):
             raise ConfigError(f"the optimizer config has no `{role}` entry, which {type(self).__name__} needs")
         return self.optimizer_factories[role](parameters)
 
+    @property
+    def scheduler_interval(self) -> str:
+        """When the learning-rate schedule steps: "epoch" (once per epoch) or "step" (after each update of its optimizer)."""
+        return self.optimizer_factories.get("scheduler_interval", "epoch")
+
     def _schedulers_for(self, optimizers: list[torch.optim.Optimizer]) -> list[Any]:
         factory = self.optimizer_factories.get("scheduler")
-        return [factory(opt) for opt in optimizers] if factory is not None else []
+        if factory is None:
+            return []
+        return [{"scheduler": factory(opt), "interval": self.scheduler_interval} for opt in optimizers]
+
+    def _manual_schedulers(self) -> list[Any]:
+        schedulers = self.lr_schedulers()
+        return schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []
+
+    def step_schedule(self, index: int) -> None:
+        """Manual optimization, after an update of optimizer `index`: its schedule steps, if it counts updates.
+        (Under automatic optimization Lightning steps the schedules itself.)"""
+        if self.scheduler_interval == "step" and self._manual_schedulers():
+            self._manual_schedulers()[index].step()
 
     def on_train_epoch_end(self) -> None:
         # Lightning steps schedulers itself under automatic optimization; manual optimization
-        # (the GANs) steps them here, once per epoch.
-        if self.automatic_optimization:
+        # (the GANs) steps the epoch schedules here, once per epoch, and the per-update ones in step_schedule.
+        if self.automatic_optimization or self.scheduler_interval != "epoch":
             return
-        schedulers = self.lr_schedulers()
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+        for scheduler in self._manual_schedulers():
             scheduler.step()

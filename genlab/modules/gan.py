@@ -123,6 +123,7 @@ class AdversarialModule(GenerativeModule):
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
+            self.step_schedule(1)
             for regularizer in self.regularizers.values():
                 regularizer.after_critic_step(self)
         self.untoggle_optimizer(opt_d)
@@ -147,6 +148,7 @@ class AdversarialModule(GenerativeModule):
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 opt_g.step()
+                self.step_schedule(0)
                 self.update_ema()
             self.untoggle_optimizer(opt_g)
             self.generator_steps += 1
