@@ -234,6 +234,10 @@ def test_acgan_discriminator_runs_its_trunk_once_per_batch_for_the_score_and_the
     assert len(trunk_calls) == 4
     # the same values as a separate pass
     assert torch.allclose(eval_logits, critic.classifier(critic.net[:-1](real).flatten(1)))
+    trunk_calls.clear()
+    real.mul_(0.5)  # the same tensor, changed in place
+    critic.classify(real)
+    assert len(trunk_calls) == 1
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -123,8 +123,9 @@ class Discriminator(nn.Module):
         # ACGAN's class head: logits of p(y | x) from the same phi(x)
         auxiliary = num_classes and conditioning == "auxiliary"
         self.classifier = maybe_spectral(nn.Linear(4 * c * h4 * w4, num_classes), norm) if auxiliary else None
-        # ACGAN scores and classifies the same batches: phi(x) of the last two inputs, reused while the
-        # weights (and in eval mode the batch norm statistics), mode and grad mode are those that computed it (holding the input keeps its id unique)
+        # ACGAN scores and classifies the same batches: phi(x) of the last two inputs, reused while the input,
+        # the weights (and in eval mode the batch norm statistics), mode and grad mode are those that computed it
+        # (holding the input keeps its id unique; their version counters tell an in-place change)
         self._recent_features: list[tuple[Tensor, tuple[Any, ...], Tensor]] = []
         self.apply(dcgan_init_)
 
@@ -142,7 +143,7 @@ class Discriminator(nn.Module):
             return self.net[:-1](images)
         # batch norm reads its running statistics (buffers) in eval mode only
         tensors = self.parameters() if self.training else itertools.chain(self.parameters(), self.buffers())
-        state = (torch.is_grad_enabled(), self.training, tuple(t._version for t in tensors))
+        state = (torch.is_grad_enabled(), self.training, images._version, tuple(t._version for t in tensors))
         for seen, seen_state, features in self._recent_features:
             if seen is images and seen_state == state:
                 return features
