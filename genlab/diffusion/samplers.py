@@ -71,7 +71,13 @@ def diffusion_scheduler(method: str, settings: Mapping[str, Any]) -> Any:
         # at alpha ~ 0.006 sent half its samples to noise (DDIM clips the same prediction: clip_sample)
         return scheduler_class(**settings, algorithm_type="dpmsolver++", solver_order=2, thresholding=True,
                                sample_max_value=1.0, **DPM_SPACING[settings["beta_schedule"]])
-    return scheduler_class(**settings, timestep_spacing="linspace")
+    scheduler = scheduler_class(**settings, timestep_spacing="linspace")
+    if method == "ddim":
+        # DDIM's sigma_t^2 = (1 - abar_prev) / (1 - abar_t) (1 - abar_t / abar_prev) at eta = 1 is 1 - abar_prev less
+        # a hair when abar_t ~ 0 (the cosine schedule's abar_999 = 2e-9): in float32 it rounded above, and the square
+        # root of the direction term's 1 - abar_prev - sigma_t^2 made every sample NaN. float64 keeps it exact.
+        scheduler.alphas_cumprod = scheduler.alphas_cumprod.double()
+    return scheduler
 
 
 def sample_diffusion(
