@@ -293,7 +293,7 @@ def measure_sampling(args: argparse.Namespace, device: torch.device) -> dict[str
                    "images_per_second": args.sample_images / min(seconds),
                    "seconds_per_1000_images": 1000 * min(seconds) / args.sample_images}
             results[model].append(row)
-            print(f"  sampling {model:<6} {method:>6} {steps:>4} steps: {row['images_per_second']:8.1f} img/s", file=sys.stderr)
+            print(f"  sampling {model:<6} {row['method']:>8} {steps:>4} steps: {row['images_per_second']:8.1f} img/s", file=sys.stderr)
     return results
 
 

@@ -55,3 +55,6 @@ def test_benchmark_measures_what_each_training_trick_costs_and_the_standing_stat
     standing = report["standing_statistics_seconds"]["dcgan"]
     assert standing["batches"] == 16 and standing["batch_size"] == 16
     assert "standing statistics of the EMA" in result.stdout
+    # a one-pass family samples in one network evaluation per image, with no sampler to name
+    [row] = report["sampling"]["dcgan"]
+    assert row["method"] == "one pass" and row["evaluations"] == 1 and row["images_per_second"] > 0
