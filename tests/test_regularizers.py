@@ -238,6 +238,10 @@ def test_acgan_discriminator_runs_its_trunk_once_per_batch_for_the_score_and_the
     real.mul_(0.5)  # the same tensor, changed in place
     critic.classify(real)
     assert len(trunk_calls) == 1
+    with torch.inference_mode():  # as Lightning validates: inference tensors have no version counter to key on
+        frozen = real.clone()
+        assert torch.allclose(critic.classify(frozen), critic.classifier(critic.net[:-1](frozen).flatten(1)))
+        critic(frozen)
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -139,7 +139,9 @@ class Discriminator(nn.Module):
 
     def _features(self, images: Tensor) -> Tensor:
         """phi(x); for an auxiliary discriminator, computed once per batch for the score and the class head."""
-        if self.classifier is None:
+        if self.classifier is None or images.is_inference():
+            # inference tensors (Lightning's validation, torch.inference_mode) track no version: no cache there,
+            # where no graph is shared between the two heads anyway
             return self.net[:-1](images)
         # batch norm reads its running statistics (buffers) in eval mode only
         tensors = self.parameters() if self.training else itertools.chain(self.parameters(), self.buffers())
