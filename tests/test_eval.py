@@ -176,3 +176,24 @@ def test_eval_table_gives_label_accuracy_only_for_conditional_models():
 def test_eval_table_says_when_its_fid_follows_the_val_fid_protocol():
     same = evaluation(split="val", n_generated=1000, n_real=1000)
     assert "the protocol of the val/fid that picked best.ckpt" in format_table(same).splitlines()[-1]
+
+
+def _write_many(index: int, folder: str) -> None:
+    from genlab.commands.evaluate import write_results
+
+    for step in range(50):
+        write_results({"step": step}, Path(folder) / f"timed_{index}.ckpt")
+
+
+def test_evaluations_of_one_runs_checkpoints_at_once_keep_every_entry(tmp_path):
+    """scripts/family_curves.py --jobs 2 judges two checkpoints of a run at once: both land in its metrics.json."""
+    import multiprocessing
+
+    processes = [multiprocessing.Process(target=_write_many, args=(index, str(tmp_path))) for index in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [process.exitcode for process in processes] == [0, 0, 0]
+    entries = json.loads((tmp_path / "metrics.json").read_text())
+    assert entries == {f"timed_{index}.ckpt": {"step": 49} for index in range(3)}

@@ -14,11 +14,15 @@ Real-image features are cached per (data set, split, extractor, N).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import re
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,12 +149,34 @@ def val_fid_protocol(run_cfg: DictConfig, val_size: int) -> dict[str, Any] | Non
 
 
 def write_results(results: dict[str, Any], ckpt_path: str | Path) -> Path:
-    """Merge into metrics.json beside the checkpoint, one entry per checkpoint file name."""
+    """Merge into metrics.json beside the checkpoint, one entry per checkpoint file name. Evaluations of two
+    checkpoints of one run may run at once (scripts/family_curves.py --jobs 2): the read-merge-write holds a lock
+    file, and the new file replaces the old whole, so neither entry is lost and no reader sees half a file."""
     path = Path(ckpt_path).expanduser().resolve().with_name("metrics.json")
-    existing = json.loads(path.read_text()) if path.is_file() else {}
-    existing[Path(ckpt_path).name] = results
-    path.write_text(json.dumps(existing, indent=2))
+    with metrics_lock(path.with_name(".metrics.json.lock")):
+        existing = json.loads(path.read_text()) if path.is_file() else {}
+        existing[Path(ckpt_path).name] = results
+        handle, temporary = tempfile.mkstemp(prefix=".metrics.json.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(handle, "w") as stream:
+            stream.write(json.dumps(existing, indent=2))
+        os.replace(temporary, path)
     return path
+
+
+@contextlib.contextmanager
+def metrics_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (POSIX flock; where there is none, no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def count(n: int) -> str:
