@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gan_recipes import RECIPES
+from gan_recipes import RECIPES, cancelled_on_failure
 from model_gallery import CONV_NETS, GALLERY, own_nets
 
 # the families that refine an image over many network evaluations, with their defaults
@@ -98,12 +98,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def genlab(args: argparse.Namespace, *arguments: str) -> subprocess.CompletedProcess:
+def judge_overrides(args: argparse.Namespace) -> list[str]:
+    """--smoke: a tiny domain classifier, cached apart from the real one."""
+    return [*SMOKE_JUDGE, f"paths.cache_dir={args.work / 'cache'}"] if args.smoke else []
+
+
+def genlab(args: argparse.Namespace, *arguments: str, judge: bool = True) -> subprocess.CompletedProcess:
+    """`genlab <arguments>` with --threads threads (and the smoke judge unless `judge` is false: already given)."""
     executable = Path(sys.executable).with_name("genlab")
     command = str(executable) if executable.is_file() else (shutil.which("genlab") or "genlab")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    judge = [*SMOKE_JUDGE, f"paths.cache_dir={args.work / 'cache'}"] if args.smoke else []
-    return subprocess.run([command, *arguments, *judge], env=env, capture_output=True, text=True, check=False)
+    extra = judge_overrides(args) if judge else []
+    return subprocess.run([command, *arguments, *extra], env=env, capture_output=True, text=True, check=False)
 
 
 def max_time(minutes: float, every: float) -> str:
@@ -122,20 +128,39 @@ def budget(args: argparse.Namespace, family: str) -> tuple[float, float]:
     return (args.minutes, args.every) if denoising(family) else (args.one_pass_minutes, args.one_pass_every)
 
 
-def train(args: argparse.Namespace, family: str, run_dir: Path) -> None:
-    """Train a family in `run_dir`, unless a run there already finished (a stopped script goes on where it was)."""
-    summary = run_dir / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("status") == "completed" and timed_checkpoints(run_dir):
-        print(f"{family}: kept {run_dir} (finished before)", flush=True)
-        return
-    if run_dir.exists():  # an unfinished run: set aside, never deleted
-        run_dir.rename(run_dir.with_name(f"{run_dir.name}_set_aside_{time.strftime('%Y%m%d_%H%M%S')}"))
+def train_overrides(args: argparse.Namespace, family: str, run_dir: Path) -> list[str]:
+    """What `genlab train` is given for a family's curve (the smoke judge included when --smoke)."""
     minutes, every = budget(args, family)
-    print(f"training {family} for {minutes} minutes -> {run_dir}", flush=True)
     timed = (f"+callbacks.timed_checkpoint={{_target_:genlab.callbacks.timed_checkpoint.TimedCheckpoint,"
              f"dirpath:{run_dir / 'checkpoints'},minutes:{every}}}")
-    result = genlab(args, "train", *FAMILIES[family], *LEAN, f"+trainer.max_time={max_time(minutes, every)}", timed,
-                    f"seed={args.seed}", f"hydra.run.dir={run_dir}")
+    return [*FAMILIES[family], *LEAN, f"+trainer.max_time={max_time(minutes, every)}", timed, f"seed={args.seed}",
+            *judge_overrides(args)]
+
+
+def finished_as_asked(run_dir: Path, overrides: list[str]) -> bool:
+    """A run in `run_dir` completed, has its timed checkpoints, and was trained with these very overrides (another
+    budget, recipe, seed or a --smoke run in the same --work folder is trained again, not plotted as this one)."""
+    from omegaconf import OmegaConf
+
+    summary, recorded = run_dir / "summary.json", run_dir / ".hydra" / "overrides.yaml"
+    if not (summary.is_file() and recorded.is_file() and timed_checkpoints(run_dir)):
+        return False
+    if json.loads(summary.read_text()).get("status") != "completed":
+        return False
+    return [str(item) for item in OmegaConf.load(recorded) if not str(item).startswith("hydra.")] == overrides
+
+
+def train(args: argparse.Namespace, family: str, run_dir: Path) -> None:
+    """Train a family in `run_dir`, unless a run there already finished as asked (a stopped script goes on where
+    it was)."""
+    overrides = train_overrides(args, family, run_dir)
+    if finished_as_asked(run_dir, overrides):
+        print(f"{family}: kept {run_dir} (finished before)", flush=True)
+        return
+    if run_dir.exists():  # an unfinished run, or one made otherwise: set aside, never deleted
+        run_dir.rename(run_dir.with_name(f"{run_dir.name}_set_aside_{time.strftime('%Y%m%d_%H%M%S')}"))
+    print(f"training {family} for {budget(args, family)[0]} minutes -> {run_dir}", flush=True)
+    result = genlab(args, "train", *overrides, f"hydra.run.dir={run_dir}", judge=False)
     if result.returncode != 0:
         raise SystemExit(f"genlab train {family} failed:\n{result.stderr[-3000:]}")
 
@@ -148,10 +173,12 @@ def checkpoint_minutes(run_dir: Path, default: float) -> float:
     config = run_dir / ".hydra" / "config.yaml"
     if not config.is_file():
         return default
-    timed = OmegaConf.select(OmegaConf.load(config), "callbacks.timed_checkpoint") or {}
-    if timed.get("minutes"):
-        return float(timed["minutes"])
-    seconds = OmegaConf.select(timed, "train_time_interval.seconds")  # runs made with Lightning's ModelCheckpoint
+    config = OmegaConf.load(config)
+    minutes = OmegaConf.select(config, "callbacks.timed_checkpoint.minutes")
+    if minutes:
+        return float(minutes)
+    # runs made with Lightning's ModelCheckpoint(train_time_interval=...)
+    seconds = OmegaConf.select(config, "callbacks.timed_checkpoint.train_time_interval.seconds")
     return seconds / 60 if seconds else default
 
 
@@ -161,16 +188,19 @@ def timed_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda path: int(re.search(r"timed_(\d+)", path.name).group(1)))
 
 
-def generator_steps(checkpoint: Path) -> int | None:
-    """Updates of the network that makes images, as the module counted them (in the name too, but runs made with
-    Lightning's ModelCheckpoint named theirs by its global step, which counts a GAN's critic steps)."""
+def progress(checkpoint: Path) -> tuple[int | None, float | None]:
+    """(updates of the network that makes images, as the module counted them; the training minutes the checkpoint
+    was written at, as TimedCheckpoint records them). The updates are in the name too, but runs made with Lightning's
+    ModelCheckpoint named theirs by its global step, which counts a GAN's critic steps."""
     import torch
 
-    progress = torch.load(checkpoint, map_location="cpu", weights_only=True).get("progress") or {}
-    return progress.get("generator_steps")
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return (saved.get("progress") or {}).get("generator_steps"), saved.get("training_minutes")
 
 
 def evaluate(args: argparse.Namespace, family: str, checkpoint: Path, minutes: float) -> dict[str, Any]:
+    """Judge one timed checkpoint; `minutes` (its interval times its rank) stands in for runs that did not record
+    the minutes they were written at."""
     out = checkpoint.parent.parent / "eval" / f"{checkpoint.stem}_{args.eval_samples}"
     sampler = [f"sampler={args.sampler}"] if args.sampler and denoising(family) else []
     if not (out / "metrics.json").is_file():  # a point judged before (same folder) is read back, not judged again
@@ -181,7 +211,8 @@ def evaluate(args: argparse.Namespace, family: str, checkpoint: Path, minutes: f
             raise SystemExit(f"genlab eval {checkpoint} failed:\n{result.stderr[-3000:]}")
     report = json.loads((out / "metrics.json").read_text())
     settings = report["protocol"].get("sampler") or {}
-    steps = generator_steps(checkpoint)
+    steps, recorded = progress(checkpoint)
+    minutes = minutes if recorded is None else recorded
     return {"family": family, "minutes": round(minutes, 2), "checkpoint": str(checkpoint),
             "generator_steps": steps,
             "sampler": json.dumps({k: v for k, v in settings.items() if k != "evaluations"}),
@@ -246,7 +277,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs = dict(item.split("=", 1) for item in args.runs)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool, cancelled_on_failure(pool):
         if not runs:
             # the longest runs first, so that the pool's last runs are short ones
             families = sorted(args.families, key=lambda family: -budget(args, family)[0])

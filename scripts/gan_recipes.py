@@ -3,9 +3,10 @@
 Every recipe trains on mnist_mini for the same budget in generator updates (the updates of the
 network that makes the images: `budget.generator_steps=N trainer.max_epochs=-1`, so that WGAN-GP's
 five critic steps per generator update are not counted against it), with the same batch size and
-the conv nets' widths of configs/model/net/dcgan.yaml, once per seed, one run at a time, each in
-its own run folder. `genlab eval` then judges the last checkpoint: classifier FID against the test
-split, class-coverage entropy (and label accuracy for conditional models). Out come
+the conv nets' widths of configs/model/net/dcgan.yaml, once per seed, each in its own run folder
+(`--jobs` runs at a time, each with `--threads` threads). `genlab eval` then judges the last
+checkpoint: classifier FID against the test split, class-coverage entropy (and label accuracy for
+conditional models). Out come
 <out>/recipes.md (mean ± std over seeds), recipes.csv and recipes.json (every run's numbers) and
 recipes_seed0.png (each recipe's seed-0 sample grid, side by side; alone in grids/<recipe>.png):
 
@@ -18,6 +19,7 @@ A recipe is a list of genlab overrides in RECIPES below: add one there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -211,6 +214,16 @@ def add_raw_weights_fid(runner: Runner, row: dict[str, Any], args: argparse.Name
         row["error"] = error
     else:
         row["fid_raw_weights"] = results["metrics"]["fid"]
+
+
+@contextlib.contextmanager
+def cancelled_on_failure(pool: ThreadPoolExecutor) -> Iterator[None]:
+    """A failed run or Ctrl-C drops the queued runs and evaluations, instead of launching each of them first."""
+    try:
+        yield
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
 def finished_row(run_dir: Path, overrides: list[str], earlier: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
@@ -516,7 +529,7 @@ def run_table(args: argparse.Namespace, groups: list[tuple[list[str], list[str]]
         # seed by seed: a table stopped early still compares every recipe
         order = [(seed, recipe) for seed in args.seeds for recipe in args.recipes]
         done: dict[tuple[int, str], dict[str, Any]] = {}
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool, cancelled_on_failure(pool):
             futures = {pool.submit(table_row, runners[recipe], recipe, seed, work, args, recipe_facts, earlier): (seed, recipe)
                        for seed, recipe in order}
             for future in as_completed(futures):
