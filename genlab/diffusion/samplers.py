@@ -9,8 +9,9 @@ tests against:
 `ddpm` and `ddim` step on "linspace" timesteps, from t = T - 1 to 0 (Lin et al. 2024: start at the last
 time, not at T - T/steps); `dpm++` on Karras et al.'s (2022) sigmas, dense at low noise, as "DPM++ 2M Karras",
 with dynamic thresholding (on the cosine schedule: uniform timesteps up to lambda = -5.1, see DPM_SPACING).
-On a Gaussian with the exact score (tests/test_diffusion.py), uniform steps in t lose 5-15% of the
-data's spread at 20-50 steps, most of it in the low-noise steps; Karras sigmas keep it within 1% at 50.
+On a Gaussian with the exact score (tests/test_diffusion.py), on linear betas, uniform steps in t lose
+5-15% of the data's spread at 20-50 steps, most of it in the low-noise steps; Karras sigmas keep it
+within 1% at 50.
 
 Flow-matching models integrate dx/dt = v(x, t) from t = 0 (noise) to 1 (data) on a uniform grid
 with the two classic ODE steps, written out here: diffusers' FlowMatch*DiscreteScheduler classes
