@@ -290,8 +290,9 @@ def discriminator_gap(events: dict[str, list[Any]]) -> dict[str, float | None]:
     train, held_out = events.get("train/d_real", []), events.get("val/d_real", [])
     if not train or not held_out:
         return {"d_real_train": None, "d_real_held_out": None}
-    since = held_out[-2].step if len(held_out) > 1 else -1  # the validation before the last: the last epoch's start
-    last_epoch = [event.value for event in train if event.step > since] or [train[-1].value]
+    # the epoch the last validation judged: from the validation before it up to it (not batches trained after it)
+    since, until = (held_out[-2].step if len(held_out) > 1 else -1), held_out[-1].step
+    last_epoch = [event.value for event in train if since < event.step <= until] or [train[-1].value]
     return {"d_real_train": statistics.mean(last_epoch), "d_real_held_out": held_out[-1].value}
 
 

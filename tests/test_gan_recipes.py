@@ -76,3 +76,19 @@ def test_model_gallery_gives_the_conv_gans_the_narrow_nets_and_the_mlp_gan_its_o
     assert "model.net.generator.base_channels" not in runs["gan"]["overrides"]
     assert "cgan with `model.latent_dim=64" in (out / "recipes.md").read_text()
     assert (out / "recipes_seed0.png").is_file()
+
+
+def test_the_discriminator_gap_compares_the_epoch_the_last_validation_judged(monkeypatch):
+    """train/d_real over the epoch that ended at the last validation, beside that validation's val/d_real; batches
+    trained after it (a budget that stops mid-epoch) are not part of the comparison."""
+    from types import SimpleNamespace as Event
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from gan_recipes import discriminator_gap
+
+    events = {
+        "train/d_real": [Event(step=s, value=v) for s, v in [(10, 0.5), (20, 0.6), (30, 0.8), (40, 0.9), (50, 0.1)]],
+        "val/d_real": [Event(step=20, value=0.55), Event(step=40, value=0.3)],
+    }
+    assert discriminator_gap(events) == pytest.approx({"d_real_train": 0.85, "d_real_held_out": 0.3})
+    assert discriminator_gap({"train/d_real": events["train/d_real"]}) == {"d_real_train": None, "d_real_held_out": None}
