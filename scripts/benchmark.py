@@ -300,6 +300,13 @@ def measure_sampling(args: argparse.Namespace, device: torch.device) -> dict[str
 # --- the EMA's standing statistics (paid when sampling, not per training batch) ------------------
 
 
+def finished(device: torch.device) -> float:
+    """time.perf_counter() once the device's queued work is done (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def measure_standing_statistics(args: argparse.Namespace, device: torch.device) -> dict[str, dict[str, float]]:
     """Seconds that measuring the EMA's standing batch norm statistics adds to a `sample()` call, per model
     whose image network has batch norm (model.ema.decay=0.999 and the EMA's default settings): the first
@@ -319,11 +326,11 @@ def measure_standing_statistics(args: argparse.Namespace, device: torch.device) 
         measured, reused = [], []
         for repeat in range(args.repeats + 1):  # the first round warms up, untimed
             module.update_ema()
-            start = time.perf_counter()
+            start = finished(device)
             module.sample(args.batch_size, generator=torch.Generator().manual_seed(repeat))
-            middle = time.perf_counter()
+            middle = finished(device)
             module.sample(args.batch_size, generator=torch.Generator().manual_seed(repeat))
-            end = time.perf_counter()
+            end = finished(device)
             if repeat:
                 measured.append(middle - start)
                 reused.append(end - middle)
