@@ -519,16 +519,19 @@ def run_table(args: argparse.Namespace, groups: list[tuple[list[str], list[str]]
         n_runs = len(args.recipes) * len(args.seeds)
         print(f"budget: {args.budget:,} generator updates per run (budget.generator_steps; a critic step is not one),"
               f" batch {args.batch_size}, {n_runs} runs, {args.jobs} at a time, OMP_NUM_THREADS={args.threads}, work folder {work}")
-        # untimed: trains and caches the domain classifier (paths.cache_dir) that val/fid and eval use, so that
-        # the first timed run does not pay for it
-        first = args.recipes[0]
-        warm_up = runners[first]("train", *runners[first].train_overrides(first, 0, budget=1),
-                                 f"hydra.run.dir={work / 'warm_up' / time.strftime('%Y%m%d_%H%M%S')}")
-        if warm_up.returncode != 0:
-            raise SystemExit(f"the warm-up run failed:\n{warm_up.stderr[-2000:]}")
         earlier = earlier_rows(args.out)
         # seed by seed: a table stopped early still compares every recipe
         order = [(seed, recipe) for seed in args.seeds for recipe in args.recipes]
+        to_train = [(seed, recipe) for seed, recipe in order if finished_row(
+            work / recipe / f"seed_{seed}", runners[recipe].train_overrides(recipe, seed), earlier)[0] is None]
+        if to_train:
+            # untimed: trains and caches the domain classifier (paths.cache_dir) that val/fid and eval use, so
+            # that the first timed run does not pay for it (a table whose runs all finished before trains nothing)
+            seed, first = to_train[0]
+            warm_up = runners[first]("train", *runners[first].train_overrides(first, seed, budget=1),
+                                     f"hydra.run.dir={work / 'warm_up' / time.strftime('%Y%m%d_%H%M%S')}")
+            if warm_up.returncode != 0:
+                raise SystemExit(f"the warm-up run failed:\n{warm_up.stderr[-2000:]}")
         done: dict[tuple[int, str], dict[str, Any]] = {}
         with ThreadPoolExecutor(max_workers=args.jobs) as pool, cancelled_on_failure(pool):
             futures = {pool.submit(table_row, runners[recipe], recipe, seed, work, args, recipe_facts, earlier): (seed, recipe)
