@@ -29,7 +29,8 @@ def test_family_curves_smoke_run_writes_every_families_points_table_and_plot(tmp
     for family in families:
         points = [row for row in rows if row["family"] == family]
         minutes = [float(row["minutes"]) for row in points]
-        assert minutes == sorted(minutes) and minutes[0] == pytest.approx(0.1)
+        # each point at the minutes its checkpoint recorded: the first interval (0.1 min) plus part of a batch
+        assert minutes == sorted(minutes) and 0.1 <= minutes[0] < 0.15
         assert all(math.isfinite(float(row["fid"])) for row in points)
         steps = [int(row["generator_steps"]) for row in points]
         assert steps == sorted(steps) and steps[0] > 0
