@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from genlab.commands.app import LIGHTNING_INFO_LOGGER, silence_library_noise
+from genlab.run.atomic import atomic_write, atomic_write_json
 from genlab.run.checkpoints import CheckpointReadError, UnsafeCheckpointError, atomic_torch_save, load_checkpoint
 from genlab.run.folder import discard_refused_run, remember_if_new
 from genlab.run.load import CheckpointMismatchError, load_weights
@@ -113,6 +114,20 @@ def test_a_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path, monke
     monkeypatch.undo()
     assert load_checkpoint(path) == {"global_step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_json_written_atomically_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "metrics.json"
+    atomic_write_json(path, {"last.ckpt": {"fid": 12.5}})
+
+    def half_then_crash(stream):
+        stream.write(b'{"last.ckpt": {"fi')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, half_then_crash)
+    assert json.loads(path.read_text()) == {"last.ckpt": {"fid": 12.5}}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
 class RunsCode:

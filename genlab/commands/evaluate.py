@@ -18,9 +18,7 @@ import contextlib
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genlab.commands.app import hydra_app, sampler_options
 from genlab.errors import ConfigError
+from genlab.run.atomic import atomic_write_json
 from genlab.run.load import load_model, load_run_config
 
 log = logging.getLogger("genlab")
@@ -156,10 +155,7 @@ def write_results(results: dict[str, Any], ckpt_path: str | Path) -> Path:
     with metrics_lock(path.with_name(".metrics.json.lock")):
         existing = json.loads(path.read_text()) if path.is_file() else {}
         existing[Path(ckpt_path).name] = results
-        handle, temporary = tempfile.mkstemp(prefix=".metrics.json.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(handle, "w") as stream:
-            stream.write(json.dumps(existing, indent=2))
-        os.replace(temporary, path)
+        atomic_write_json(path, existing)
     return path
 
 
@@ -260,4 +256,4 @@ def main(cfg: DictConfig) -> None:
     path = write_results(results, cfg.ckpt_path)
     print(format_table(results))
     log.info("written to %s", path)
-    (Path(cfg.paths.output_dir) / "metrics.json").write_text(json.dumps(results, indent=2))
+    atomic_write_json(Path(cfg.paths.output_dir) / "metrics.json", results)

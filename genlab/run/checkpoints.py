@@ -7,9 +7,7 @@ unpickles only tensors and plain containers: a file crafted to run code on load 
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from genlab.errors import GenlabError
+from genlab.run.atomic import atomic_write
 
 
 class UnsafeCheckpointError(GenlabError):
@@ -92,19 +91,8 @@ def reason_of(error: BaseException) -> str:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """torch.save through `atomic_write`: a crash mid-save leaves the previous checkpoint whole."""
+    atomic_write(path, lambda stream: torch.save(obj, stream))
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from genlab.run.atomic import atomic_write_json
+
 FILENAME = "summary.json"
 
 
@@ -41,8 +43,7 @@ def write_summary(
         "error": error,
         **extra,
     }
-    path.write_text(json.dumps(summary, indent=2))
-    return path
+    return atomic_write_json(path, summary)
 
 
 def read_summary(path: str | Path) -> dict[str, Any]:

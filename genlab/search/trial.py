@@ -4,7 +4,6 @@ folder records when it is pruned or continued by a later trial."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from genlab.run.atomic import atomic_write_json
 from genlab.run.summary import FILENAME, read_summary, write_summary
 from genlab.search.outcomes import TrialPruned
 
@@ -62,7 +62,7 @@ def mark_continued(folder: Path, successor: str) -> None:
     if path.is_file():
         summary = read_summary(path)
         summary["continued_in"] = successor
-        path.write_text(json.dumps(summary, indent=2))
+        atomic_write_json(path, summary)
 
 
 def record_pruned(cfg: DictConfig, pruned: TrialPruned) -> float:
