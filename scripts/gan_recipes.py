@@ -392,7 +392,9 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, recipe_facts:
          " `ema=false`, for the recipes that keep an EMA: what the average adds, paired on one training run."
          + (" D(x): the discriminator's mean verdict on real training images over the last epoch (`train/d_real`;"
             " augmented ones where the recipe augments) and on the held-out validation images at the last validation"
-            " (`val/d_real`): a gap means D memorises its training set, what augmentation is for." if gap else "")),
+            " (`val/d_real`): a gap means D memorises its training set, what augmentation is for. It reads D's output"
+            " as the loss does: a probability for the (non-saturating) GAN loss, the raw score for the others"
+            " (a Wasserstein critic's score has no fixed scale: only its gap means something)." if gap else "")),
         (f"Train minutes: wall clock of `genlab train` (start-up, validation and checkpoints included) with"
          f" OMP_NUM_THREADS={threads_note(rows, args)} on {platform.machine()} ({os.cpu_count()} CPUs); the script ran {jobs_note(rows)} at a time (each run's minutes then count the cores it had), and other load on the machine is not controlled: compare times only within one table."
          " s / generator update: training alone, from the TensorBoard wall times of the second to the last update"
