@@ -81,6 +81,31 @@ def test_model_gallery_gives_the_conv_gans_the_narrow_nets_and_the_mlp_gan_and_v
     GlobalHydra.instance().clear()
 
 
+def test_every_recipe_composes_and_sets_what_its_label_says(monkeypatch):
+    """A recipe is a list of overrides: each must compose, and each `key=value` in it must land in the config
+    (a typo'd key, or a value a later override undoes, would train a different recipe under the same label)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from gan_recipes import RECIPES
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module("genlab.configs", version_base="1.3"):
+        for recipe, (_label, overrides) in RECIPES.items():
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+            choices = cfg.hydra.runtime.choices
+            for override in OverridesParser.create().parse_overrides(overrides):
+                key, value = override.key_or_group, override.value()
+                if key in choices:  # a config group: the option it picked
+                    assert choices[key] == value, (recipe, override.input_line)
+                else:
+                    assert OmegaConf.select(cfg, key) == value, (recipe, override.input_line)
+    GlobalHydra.instance().clear()
+
+
 def test_the_discriminator_gap_compares_the_epoch_the_last_validation_judged(monkeypatch):
     """train/d_real over the epoch that ended at the last validation, beside that validation's val/d_real; batches
     trained after it (a budget that stops mid-epoch) are not part of the comparison."""
