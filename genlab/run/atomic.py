@@ -3,8 +3,8 @@
 Every file genlab writes that another process may read or that a crash may cut short
 (checkpoints, metrics.json, summary.json, cached features) goes through `atomic_write`: the content
 goes to a temporary file in the target's folder, is flushed to disk, and is renamed over the target.
-A rename within one folder is atomic on POSIX and Windows, so a reader sees one whole file, and a
-crash mid-write leaves the previous file and no stray temporary one.
+A rename within one folder is atomic on POSIX, so a reader sees one whole file, and a crash
+mid-write leaves the previous file and no stray temporary one.
 """
 
 from __future__ import annotations
