@@ -77,12 +77,13 @@ ComposeFn = Callable[..., DictConfig]
 
 @pytest.fixture
 def compose_train(tmp_path: Path) -> ComposeFn:
-    """Compose configs/train.yaml with overrides, its paths pointed into tmp_path."""
+    """Compose configs/train.yaml with overrides, its paths pointed into tmp_path (with Hydra's own node,
+    `hydra.runtime.choices` included, when return_hydra_config)."""
 
-    def _compose(*overrides: str, config_name: str = "train") -> DictConfig:
+    def _compose(*overrides: str, config_name: str = "train", return_hydra_config: bool = False) -> DictConfig:
         GlobalHydra.instance().clear()
         with initialize_config_module("genlab.configs", version_base="1.3"):
-            cfg = compose(config_name, overrides=list(overrides))
+            cfg = compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
         with open_dict(cfg):
             cfg.paths.root_dir = str(tmp_path)
             cfg.paths.output_dir = str(tmp_path / "run")

@@ -61,49 +61,38 @@ def test_gan_recipes_smoke_run_writes_the_table_csv_and_json(tmp_path):
     assert kept["fid"] == run["fid"] and (out / "recipes_seed0.png").is_file()
 
 
-def test_model_gallery_gives_the_conv_gans_the_narrow_nets_and_the_mlp_gan_and_vaes_their_own(monkeypatch):
+def test_model_gallery_gives_the_conv_gans_the_narrow_nets_and_the_mlp_gan_and_vaes_their_own(monkeypatch, compose_train):
     """Every gallery recipe composes with the overrides model_gallery.py gives it: the conv GANs share CONV_NETS,
     which the MLP gan and the VAEs have no keys for (composing them with it would fail)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     from gan_recipes import RECIPES
     from model_gallery import CONV_NETS, GALLERY, own_nets
 
     assert {recipe for recipe in GALLERY.values() if own_nets(recipe)} == {"gan_lr1e3_ema", "vae", "cvae"}
-    GlobalHydra.instance().clear()
-    with initialize_config_module("genlab.configs", version_base="1.3"):
-        for recipe in GALLERY.values():
-            cfg = compose("train", overrides=[*RECIPES[recipe][1], *([] if own_nets(recipe) else CONV_NETS)])
-            if not own_nets(recipe):
-                assert cfg.model.latent_dim == 64 and cfg.model.net.generator.base_channels == 16
-    GlobalHydra.instance().clear()
+    for recipe in GALLERY.values():
+        cfg = compose_train(*RECIPES[recipe][1], *([] if own_nets(recipe) else CONV_NETS))
+        if not own_nets(recipe):
+            assert cfg.model.latent_dim == 64 and cfg.model.net.generator.base_channels == 16
 
 
-def test_every_recipe_composes_and_sets_what_its_label_says(monkeypatch):
+def test_every_recipe_composes_and_sets_what_its_label_says(monkeypatch, compose_train):
     """A recipe is a list of overrides: each must compose, and each `key=value` in it must land in the config
     (a typo'd key, or a value a later override undoes, would train a different recipe under the same label)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     from gan_recipes import RECIPES
 
-    GlobalHydra.instance().clear()
-    with initialize_config_module("genlab.configs", version_base="1.3"):
-        for recipe, (_label, overrides) in RECIPES.items():
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
-            choices = cfg.hydra.runtime.choices
-            for override in OverridesParser.create().parse_overrides(overrides):
-                key, value = override.key_or_group, override.value()
-                if key in choices:  # a config group: the option it picked
-                    assert choices[key] == value, (recipe, override.input_line)
-                else:
-                    assert OmegaConf.select(cfg, key) == value, (recipe, override.input_line)
-    GlobalHydra.instance().clear()
+    for recipe, (_label, overrides) in RECIPES.items():
+        cfg = compose_train(*overrides, return_hydra_config=True)
+        choices = cfg.hydra.runtime.choices
+        for override in OverridesParser.create().parse_overrides(overrides):
+            key, value = override.key_or_group, override.value()
+            if key in choices:  # a config group: the option it picked
+                assert choices[key] == value, (recipe, override.input_line)
+            else:
+                assert OmegaConf.select(cfg, key) == value, (recipe, override.input_line)
 
 
 def test_the_discriminator_gap_compares_the_epoch_the_last_validation_judged(monkeypatch):
