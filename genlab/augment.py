@@ -20,15 +20,15 @@ batch order, and with it every class label, is kept.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
 from genlab.errors import ConfigError, is_number, is_positive_integer, is_positive_number, require
 
-if TYPE_CHECKING:
-    from genlab.modules.gan import AdversarialModule
+# sums a tensor over every training process (DDP); None: one process
+Reduce = Callable[[Tensor], Tensor]
 
 
 def _uniform(x: Tensor, low: float, high: float) -> Tensor:
@@ -114,8 +114,8 @@ class DiffAugment:
                     images = torch.where(chosen, op(images), images)
         return images
 
-    def observe(self, module: AdversarialModule, real_sign: Tensor, batch_size: int) -> None:
-        """After each critic step: E[sign(D(x_real))] on this batch. A fixed probability ignores it."""
+    def observe(self, real_sign: Tensor, batch_size: int, step: int, reduce: Reduce | None = None) -> None:
+        """After critic step `step` (from 1): E[sign(D(x_real))] on its batch. A fixed probability ignores it."""
 
     def state_dict(self) -> dict[str, Any]:
         return {"p": self.p}
@@ -153,15 +153,17 @@ class AdaptiveDiffAugment(DiffAugment):
         self._signs = 0.0  # sum of sign(D(x_real)) over the interval's real images; a tensor once observed
         self._images = 0
 
-    def observe(self, module: AdversarialModule, real_sign: Tensor, batch_size: int) -> None:
-        self._signs = self._signs + real_sign.detach() * batch_size
+    def observe(self, real_sign: Tensor, batch_size: int, step: int, reduce: Reduce | None = None) -> None:
+        self._signs = self._signs + real_sign.detach().float() * batch_size
         self._images += batch_size
-        if module.critic_steps % self.interval:
+        if step % self.interval:
             return
-        totals = torch.stack([torch.as_tensor(self._signs, dtype=torch.float32),
-                              torch.tensor(float(self._images))]).to(module.device)
-        if module._trainer is not None:  # every DDP rank takes the same step: r_t over all processes
-            totals = module.trainer.strategy.reduce(totals, reduce_op="sum")
+        # both on the sign's device: a CPU count beside a CUDA sum would not stack
+        device = real_sign.device
+        totals = torch.stack([torch.as_tensor(self._signs, dtype=torch.float32, device=device),
+                              torch.tensor(float(self._images), device=device)])
+        if reduce is not None:  # every DDP rank takes the same step: r_t over all processes
+            totals = reduce(totals)
         signs, images = totals.tolist()
         self.adjust(signs / images, images)
         self._signs, self._images = 0.0, 0

@@ -1,9 +1,11 @@
-"""The one road from a composed config to objects: the datamodule, the LightningModule, the Trainer.
+"""The one road from a composed config to objects: the datamodule, the family, its training loop, the Trainer.
 
 `genlab train`, a finished run loaded back (`genlab eval`, `genlab sample`), the tests and
-scripts/benchmark.py all build here, so a model is the same object wherever it is used. Values
-that third-party classes consume (optimizer and Trainer arguments) are checked here, by key,
-before any data is loaded; genlab's own classes check their own arguments.
+scripts/benchmark.py all build here, so a model is the same object wherever it is used:
+`model` (less `model.ema`) is the family's math (genlab/families/), which the loop its roles call for
+trains (genlab/modules/: one player, or two for a game) with the `optimizer` group, `model.ema`,
+`on_nonfinite` and the `speed` options. Values that third-party classes consume (optimizer and Trainer
+arguments) are checked here, by key, before any data is loaded; genlab's own classes check their own.
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ if TYPE_CHECKING:
     import pytorch_lightning as pl
 
     from genlab.data.datamodule import ImageDataModule
-    from genlab.modules.base import GenerativeModule
+    from genlab.families.base import Family
+    from genlab.modules.base import TrainingModule
 
 # the roles an optimizer config may hold partial optimizers for
 PLAYERS = ("generator", "discriminator")
 
 
+# the loop that trains a family, by how many optimizers (players) its roles name
+LOOPS = {1: "genlab.modules.one_player.OnePlayer", 2: "genlab.modules.two_player.TwoPlayer"}
+
+
 class Built(NamedTuple):
     datamodule: ImageDataModule
-    module: GenerativeModule
+    module: TrainingModule
     trainer: pl.Trainer
 
 
@@ -51,11 +58,15 @@ def build_optimizers(cfg: DictConfig) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     optimizer_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
-    # `interval` is genlab's, not the scheduler class's: taken out before the scheduler is built
+    # `interval` and `clip_grad_norm` are genlab's, not the scheduler's or the optimizer's: taken out before they are built
     interval = (optimizer_cfg.get("scheduler") or {}).pop("interval", "epoch")
     require(interval in SCHEDULER_INTERVALS, "optimizer.scheduler.interval", interval, " or ".join(SCHEDULER_INTERVALS))
+    clip = optimizer_cfg.pop("clip_grad_norm", None)
+    require(clip is None or is_positive_number(clip), "optimizer.clip_grad_norm", clip,
+            "null (no clipping) or a positive number, e.g. 1.0")
     factories = instantiate(optimizer_cfg, _convert_="all")
     factories["scheduler_interval"] = interval
+    factories["clip_grad_norm"] = clip
     for role in PLAYERS:
         if role not in factories:
             continue
@@ -69,14 +80,42 @@ def build_optimizers(cfg: DictConfig) -> dict[str, Any]:
     return factories
 
 
-def build_module(cfg: DictConfig) -> GenerativeModule:
-    """The LightningModule `cfg.model` describes, with its optimizers, divergence rule and speed options."""
+def model_nodes(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """`model` resolved and split: the family's node, and `model.ema` (the loop's average; null: none)."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.to_container(cfg.model, resolve=True)
+    return node, node.pop("ema", None)
+
+
+def build_family(cfg: DictConfig) -> Family:
+    """The family `cfg.model` describes (its math around its networks), on the CPU."""
     from hydra.utils import instantiate
 
-    return instantiate(
-        cfg.model, optimizer=build_optimizers(cfg), on_nonfinite=cfg.get("on_nonfinite", "stop"),
-        speed=cfg.get("speed"), _convert_="partial",
-    )
+    from genlab.families.base import Family
+
+    node, _ = model_nodes(cfg)
+    family = instantiate(node, _convert_="partial")
+    if not isinstance(family, Family):
+        raise ConfigError(f"model._target_={node.get('_target_')!r} is a {type(family).__name__}, not a genlab family"
+                          " (genlab/families/): pick a model option, or point _target_ at a Family subclass")
+    return family
+
+
+def build_module(cfg: DictConfig) -> TrainingModule:
+    """The family with the loop that trains it, its optimizers, its EMA, its divergence rule, its speed options."""
+    from hydra.utils import get_class
+
+    from genlab.nets.speed import SpeedOptions, apply_speed_options
+
+    speed = SpeedOptions.from_config(cfg.get("speed"))
+    family = build_family(cfg)
+    loop = get_class(LOOPS[len(family.roles)])
+    module = loop(family, optimizer=build_optimizers(cfg), ema=model_nodes(cfg)[1],
+                  on_nonfinite=cfg.get("on_nonfinite", "stop"))
+    # the networks themselves, and the EMA's copy (its layout matches theirs; it is never called, so never compiled)
+    apply_speed_options([*family.children(), *([module.ema] if module.ema is not None else [])], speed)
+    return module
 
 
 def build_datamodule(cfg: DictConfig) -> ImageDataModule:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +32,18 @@ from torch.optim.swa_utils import AveragedModel
 from genlab.errors import ConfigError, is_integer, is_number, is_positive_integer, require
 
 OPTIONS = ("decay", "warmup", "rampup", "standing_statistics", "standing_batch_size")
+
+
+class Sampling(Protocol):
+    """What `applied_to` reads of a family (genlab/families/base.py)."""
+
+    training: bool
+
+    def image_network(self) -> nn.Module: ...
+
+    def standing_batches(self) -> Callable[[int], object]: ...
+
+    def train(self, mode: bool = True) -> Any: ...
 
 
 class ExponentialMovingAverage(nn.Module):
@@ -117,6 +129,19 @@ class ExponentialMovingAverage(nn.Module):
             yield
         finally:
             _swap(pairs)
+
+
+    @contextlib.contextmanager
+    def applied_to(self, family: Sampling) -> Iterator[None]:
+        """Inside the block `family` samples with the averaged weights, in eval mode (its standing batch norm
+        statistics measured first, when set); its own weights and mode are restored after."""
+        was_training = family.training
+        family.train(False)
+        try:
+            with self.swapped_into(family.image_network(), family.standing_batches()):
+                yield
+        finally:
+            family.train(was_training)
 
 
 @torch.no_grad()

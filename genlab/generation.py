@@ -1,6 +1,7 @@
-"""Images from any generative module, the same way for the training callbacks and the commands:
+"""Images from any trained family, the same way for the training callbacks and the commands:
 fixed grids, batches for the metrics, walks between two noise draws. All of it goes through
-`GenerativeModule.sample`, so a new family (one-pass or many-step) works here unchanged.
+`TrainingModule.sample` (the family's `sample`, with the run's EMA swapped in), so a new family
+(one-pass or many-step) works here unchanged.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import Tensor
 
-from genlab.modules.base import GenerativeModule
+from genlab.modules.base import TrainingModule
 
 
 def grid_labels(num_classes: int, n_per_class: int) -> Tensor:
@@ -19,28 +20,28 @@ def grid_labels(num_classes: int, n_per_class: int) -> Tensor:
 
 
 def sample_grid(
-    model: GenerativeModule, n: int, nrow: int, generator: torch.Generator, options: Mapping[str, Any] | None = None
+    model: TrainingModule, n: int, nrow: int, generator: torch.Generator, options: Mapping[str, Any] | None = None
 ) -> tuple[Tensor, int]:
     """`n` samples and the grid's row length; conditional models get one row of n // classes per class.
 
     `options` here and below are the family's sampler options (a mapping: their names may be any)."""
-    options = options or {}
-    if model.conditional:
-        per_class = max(1, n // model.num_classes)
-        return model.sample(labels=grid_labels(model.num_classes, per_class), n=per_class * model.num_classes,
+    options, family = options or {}, model.family
+    if family.conditional:
+        per_class = max(1, n // family.num_classes)
+        return model.sample(labels=grid_labels(family.num_classes, per_class), n=per_class * family.num_classes,
                             generator=generator, **options), per_class
     return model.sample(n, generator=generator, **options), nrow
 
 
 def sample_batches(
-    model: GenerativeModule, n: int, batch_size: int, seed: int, options: Mapping[str, Any] | None = None
+    model: TrainingModule, n: int, batch_size: int, seed: int, options: Mapping[str, Any] | None = None
 ) -> Iterator[Tensor]:
     """`n` images in batches, the same noise (and cycling class labels) every call with the same seed."""
-    options = options or {}
+    options, family = options or {}, model.family
     generator = torch.Generator().manual_seed(seed)
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
-        labels = torch.arange(start, start + size) % model.num_classes if model.conditional else None
+        labels = torch.arange(start, start + size) % family.num_classes if family.conditional else None
         yield model.sample(size, labels=labels, generator=generator, **options)
 
 
@@ -61,15 +62,15 @@ def interpolate(start: Tensor, end: Tensor, t: Tensor, spherical: bool) -> Tenso
 
 
 def interpolation_strip(
-    model: GenerativeModule, rows: int, steps: int, generator: torch.Generator, options: Mapping[str, Any] | None = None
+    model: TrainingModule, rows: int, steps: int, generator: torch.Generator, options: Mapping[str, Any] | None = None
 ) -> Tensor:
     """rows x steps images walking from one noise draw to another (row k of class k for conditional models).
 
     A smooth walk means the model learned a continuous mapping, not a lookup of training images.
     """
-    options = options or {}
-    start, end = model.sample_noise(rows, generator), model.sample_noise(rows, generator)
+    options, family = options or {}, model.family
+    start, end = family.sample_noise(rows, generator), family.sample_noise(rows, generator)
     t = torch.linspace(0, 1, steps, device=start.device)
-    noise = interpolate(start, end, t, spherical=model.interpolation == "spherical").flatten(0, 1)
-    labels = torch.arange(rows).repeat_interleave(steps) % model.num_classes if model.conditional else None
+    noise = interpolate(start, end, t, spherical=family.interpolation == "spherical").flatten(0, 1)
+    labels = torch.arange(rows).repeat_interleave(steps) % family.num_classes if family.conditional else None
     return model.sample(noise=noise, labels=labels, generator=generator, **options)

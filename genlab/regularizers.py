@@ -10,6 +10,8 @@ each an object with hooks into the players' steps, so that a new one touches no 
 `critic_term` adds a weighted term to the critic's loss (and names what to log);
 `after_critic_step` acts on the weights once the critic's optimizer has stepped;
 `generator_term` adds a weighted term to the generator's loss (ACGAN's class term).
+Each hook gets the GAN family (genlab/families/gan.py), so a regularizer works the same under
+genlab's loop and under a hand-written one.
 Formulas live in genlab/objectives.py; these objects decide where and how often they apply.
 A null entry (`model.regularizers.gradient_penalty=null`) turns one off.
 """
@@ -17,7 +19,7 @@ A null entry (`model.regularizers.gradient_penalty=null`) turns one off.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from torch import Tensor
 
@@ -25,8 +27,11 @@ from genlab.errors import ConfigError, is_non_negative_number, is_positive_integ
 from genlab.nets.speed import eager
 from genlab.objectives import auxiliary_class_loss, clip_weights_, gradient_penalty, zero_centered_gradient_penalty
 
-if TYPE_CHECKING:
-    from genlab.modules.gan import AdversarialModule
+
+class GANFamily(Protocol):
+    """What the hooks read of a GAN (genlab.families.gan.GAN): its critic, whose class head ACGAN's term uses."""
+
+    discriminator: Any
 
 
 class Term(NamedTuple):
@@ -39,14 +44,14 @@ class Term(NamedTuple):
 class Regularizer:
     """Does nothing until a subclass overrides a hook."""
 
-    def critic_term(self, module: AdversarialModule, real: Tensor, fake: Tensor, labels: Tensor | None) -> Term | None:
-        """A term added to the critic's training loss on this batch (`fake` is detached), or None."""
+    def critic_term(self, gan: GANFamily, real: Tensor, fake: Tensor, labels: Tensor | None, step: int) -> Term | None:
+        """A term added to the critic's training loss at critic step `step` (from 1; `fake` is detached), or None."""
         return None
 
-    def after_critic_step(self, module: AdversarialModule) -> None:
+    def after_critic_step(self, gan: GANFamily) -> None:
         """Runs after each critic optimizer step."""
 
-    def generator_term(self, module: AdversarialModule, fake: Tensor, labels: Tensor | None) -> Term | None:
+    def generator_term(self, gan: GANFamily, fake: Tensor, labels: Tensor | None) -> Term | None:
         """A term added to the generator's training loss on this batch (`fake` keeps its graph), or None."""
         return None
 
@@ -58,9 +63,9 @@ class GradientPenalty(Regularizer):
         require(is_non_negative_number(weight), "model.regularizers.gradient_penalty.weight", weight, "a number >= 0")
         self.weight = weight
 
-    def critic_term(self, module: AdversarialModule, real: Tensor, fake: Tensor, labels: Tensor | None) -> Term:
+    def critic_term(self, gan: GANFamily, real: Tensor, fake: Tensor, labels: Tensor | None, step: int) -> Term:
         # the penalty differentiates the critic twice, which compiled graphs cannot: run it eagerly
-        penalty = gradient_penalty(partial(eager(module.discriminator), labels=labels), real, fake)
+        penalty = gradient_penalty(partial(eager(gan.discriminator), labels=labels), real, fake)
         return Term(self.weight * penalty, penalty.detach())
 
 
@@ -68,7 +73,7 @@ class ZeroCenteredPenalty(Regularizer):
     """gamma/2 E[||grad_x D(x)||^2] on real (R1) or generated (R2) images, optionally lazy.
 
     StyleGAN2's lazy regularization (Karras et al. 2020, sec. 3.1): with `interval` k > 1 the
-    penalty is computed on every k-th critic step only (counted by `module.critic_steps`) and
+    penalty is computed on every k-th critic step only (the step the loop passes, counted from 1) and
     multiplied by k, so that its average weight stays gamma/2 while it costs 1/k as much.
     """
 
@@ -85,12 +90,12 @@ class ZeroCenteredPenalty(Regularizer):
     def applies_at(self, critic_step: int) -> bool:
         return critic_step % self.interval == 0
 
-    def critic_term(self, module: AdversarialModule, real: Tensor, fake: Tensor, labels: Tensor | None) -> Term | None:
-        if not self.applies_at(module.critic_steps):
+    def critic_term(self, gan: GANFamily, real: Tensor, fake: Tensor, labels: Tensor | None, step: int) -> Term | None:
+        if not self.applies_at(step):
             return None
         images = real if self.on == "real" else fake
         # differentiated twice, which compiled graphs cannot: run the critic eagerly
-        squared_norm = zero_centered_gradient_penalty(partial(eager(module.discriminator), labels=labels), images)
+        squared_norm = zero_centered_gradient_penalty(partial(eager(gan.discriminator), labels=labels), images)
         return Term(self.interval * 0.5 * self.gamma * squared_norm, squared_norm.detach())
 
 
@@ -116,8 +121,8 @@ class WeightClipping(Regularizer):
                 "a positive number")
         self.clip_value = clip_value
 
-    def after_critic_step(self, module: AdversarialModule) -> None:
-        clip_weights_(module.discriminator, self.clip_value)
+    def after_critic_step(self, gan: GANFamily) -> None:
+        clip_weights_(gan.discriminator, self.clip_value)
 
 
 class AuxiliaryClassifier(Regularizer):
@@ -135,25 +140,25 @@ class AuxiliaryClassifier(Regularizer):
         self.weight = weight
         self.on_fake = on_fake
 
-    def _labels(self, module: AdversarialModule, labels: Tensor | None) -> Tensor:
+    def _labels(self, labels: Tensor | None) -> Tensor:
         if labels is None:
             raise ConfigError("model.regularizers.auxiliary_classifier needs a conditional model (model.num_classes > 0)")
         return labels
 
-    def _logits(self, module: AdversarialModule, images: Tensor) -> Tensor:
-        classify = getattr(module.discriminator, "classify", None)
+    def _logits(self, gan: GANFamily, images: Tensor) -> Tensor:
+        classify = getattr(gan.discriminator, "classify", None)
         if classify is None:  # e.g. model/net=mlp, whose discriminator has no class head
             raise ConfigError("model.regularizers.auxiliary_classifier needs a discriminator with a class head:"
                               " model/net=dcgan_auxiliary (model.net.discriminator.conditioning=auxiliary)")
         return classify(images)
 
-    def critic_term(self, module: AdversarialModule, real: Tensor, fake: Tensor, labels: Tensor | None) -> Term:
-        labels = self._labels(module, labels)
-        loss = auxiliary_class_loss(self._logits(module, real), labels)
+    def critic_term(self, gan: GANFamily, real: Tensor, fake: Tensor, labels: Tensor | None, step: int) -> Term:
+        labels = self._labels(labels)
+        loss = auxiliary_class_loss(self._logits(gan, real), labels)
         if self.on_fake:
-            loss = loss + auxiliary_class_loss(self._logits(module, fake), labels)
+            loss = loss + auxiliary_class_loss(self._logits(gan, fake), labels)
         return Term(self.weight * loss, loss.detach())
 
-    def generator_term(self, module: AdversarialModule, fake: Tensor, labels: Tensor | None) -> Term:
-        loss = auxiliary_class_loss(self._logits(module, fake), self._labels(module, labels))
+    def generator_term(self, gan: GANFamily, fake: Tensor, labels: Tensor | None) -> Term:
+        loss = auxiliary_class_loss(self._logits(gan, fake), self._labels(labels))
         return Term(self.weight * loss, loss.detach())

@@ -288,7 +288,7 @@ def measure_sampling(args: argparse.Namespace, device: torch.device) -> dict[str
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 seconds.append(time.perf_counter() - start)
-            settings = module.sampler_settings(options) if method else {"evaluations": 1}
+            settings = module.family.sampler_settings(options) if method else {"evaluations": 1}
             row = {"method": method or "one pass", "steps": steps, "evaluations": settings["evaluations"],
                    "images_per_second": args.sample_images / min(seconds),
                    "seconds_per_1000_images": 1000 * min(seconds) / args.sample_images}
@@ -319,7 +319,7 @@ def measure_standing_statistics(args: argparse.Namespace, device: torch.device) 
         with tempfile.TemporaryDirectory(prefix="genlab-bench-") as scratch:
             cfg = compose_train(model, args.batch_size, device, 1, Path(scratch), TRICK_OPTIONS["ema"])
         module = build_module(cfg).to(device)
-        network = module.image_network()
+        network = module.family.image_network()
         if module.ema is None or not module.ema.standing_statistics or not any(
                 isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) for layer in network.modules()):
             continue

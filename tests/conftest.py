@@ -3,10 +3,17 @@ written in each data set's real on-disk format so the real loaders run."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
+import io
+import os
 import pickle
+import sys
 import struct
+import traceback
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -109,3 +116,49 @@ _SHORT = (
 FAST = (*_SHORT, "~callbacks.progress_bar")
 # the same without callbacks and loggers, for tests that look at the model only
 BARE = (*_SHORT, "callbacks=none", "~logger")
+
+
+@dataclass
+class Finished:
+    """How a `genlab` command ended, as a shell sees it: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_genlab(*args: str, cwd: Path) -> Finished:
+    """`genlab <args>` run in this process, from folder `cwd`, as the shell would run it: its exit code, its
+    stdout, and its stderr with every warning it raised written there as Python shows warnings by default.
+
+    In-process because a fresh interpreter costs each call seconds of importing torch and Lightning, and
+    the command's own code (genlab/cli.py onwards) is the same. tests/test_cli.py keeps real subprocesses
+    where the process itself is the point (exit on a closed pipe, DDP re-executing the command line).
+    """
+    from hydra.core.global_hydra import GlobalHydra
+
+    from genlab.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    here, argv = os.getcwd(), list(sys.argv)
+    os.chdir(cwd)
+    GlobalHydra.instance().clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            warnings.simplefilter("default")  # Python's own defaults, as in a fresh process
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.filterwarnings("ignore", category=category)
+            try:
+                code = main(["genlab", *args])
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+            except BaseException:  # a bug: the traceback a user would see
+                traceback.print_exc(file=err)
+                code = 1
+        for warning in caught:
+            err.write(warnings.formatwarning(warning.message, warning.category, warning.filename, warning.lineno))
+    finally:
+        os.chdir(here)
+        sys.argv[:] = argv
+        GlobalHydra.instance().clear()
+    return Finished(code, out.getvalue(), err.getvalue())

@@ -70,34 +70,21 @@ def test_an_unknown_policy_names_its_key_and_the_choices():
         aug.DiffAugment("color,flip")
 
 
-class _Module:
-    """What the ADA controller reads from a GAN module, outside a Trainer."""
-
-    _trainer = None
-    device = torch.device("cpu")
-    critic_steps = 0
-
-
 def test_ada_moves_p_by_the_sign_of_r_t_minus_the_target_every_interval():
     # batch 16, interval 2, speed 0.1 kimg: each adjustment is 16 * 2 / 100 = 0.32
     ada = aug.AdaptiveDiffAugment(target=0.6, interval=2, speed_kimg=0.1, probability=0.0)
-    module = _Module()
     signs = [1.0, 0.6, 0.0, 0.2, 1.0, 1.0, 0.9, 0.7]  # r_t per pair: 0.8, 0.1, 1.0, 0.8
     history = []
     for step, sign in enumerate(signs, start=1):
-        module.critic_steps = step
-        ada.observe(module, torch.tensor(sign), 16)
+        ada.observe(torch.tensor(sign), 16, step)
         history.append(round(ada.p, 6))
     assert history == [0.0, 0.32, 0.32, 0.0, 0.0, 0.32, 0.32, 0.64]
 
 
 def test_ada_weighs_r_t_by_the_images_of_each_batch_and_keeps_p_in_0_1():
     ada = aug.AdaptiveDiffAugment(target=0.6, interval=2, speed_kimg=0.001, probability=0.9)
-    module = _Module()
-    module.critic_steps = 1
-    ada.observe(module, torch.tensor(1.0), 30)  # r_t = (30 * 1.0 + 10 * -1.0) / 40 = 0.5 < 0.6
-    module.critic_steps = 2
-    ada.observe(module, torch.tensor(-1.0), 10)
+    ada.observe(torch.tensor(1.0), 30, 1)  # r_t = (30 * 1.0 + 10 * -1.0) / 40 = 0.5 < 0.6
+    ada.observe(torch.tensor(-1.0), 10, 2)
     assert ada.p == 0.0  # 0.9 - 40 / 1, floored at 0
 
 
@@ -105,17 +92,26 @@ def test_an_ada_run_logs_augment_p_and_the_augment_state_is_checkpointed(compose
     cfg = compose_train(*BARE, "model/augment=ada", "model.augment.interval=1", "model.augment.speed_kimg=0.001")
     datamodule, module, trainer = build(cfg)
     trainer.fit(module, datamodule=datamodule)
-    assert module.augment.p in (0.0, 1.0)  # each step moves p by 16 / 1 images: to a bound
+    assert module.family.augment.p in (0.0, 1.0)  # each step moves p by 16 / 1 images: to a bound
     assert "train/augment_p" in trainer.logged_metrics and "train/d_real_sign" in trainer.logged_metrics
     checkpoint: dict = {}
     module.on_save_checkpoint(checkpoint)
     fresh = build_module(cfg)
     fresh.on_load_checkpoint(checkpoint)
-    assert fresh.augment.p == module.augment.p
+    assert fresh.family.augment.p == module.family.augment.p
 
 
-def test_a_conditional_gan_with_augmentation_trains_with_its_labels(compose_train):
-    cfg = compose_train(*BARE, "model.num_classes=10", "model/augment=diffaugment", "trainer.max_epochs=1")
+def test_a_conditional_gan_with_augmentation_judges_augmented_images_with_their_own_labels(compose_train):
+    cfg = compose_train(*BARE, "model.num_classes=10", "model/augment=diffaugment", "trainer.max_epochs=1",
+                        "trainer.limit_train_batches=1", "trainer.limit_val_batches=0")
     datamodule, module, trainer = build(cfg)
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    module.family.discriminator.register_forward_pre_hook(lambda _, args: seen.append((args[0].detach().clone(), args[1])))
     trainer.fit(module, datamodule=datamodule)
-    assert module.conditional and module.generator_steps == 4
+    real, labels = next(iter(datamodule.train_dataloader()))  # the batch it trained on: epoch 0's first
+    (real_seen, real_labels), (fake_seen, fake_labels), (generator_seen, generator_labels) = seen
+    # D(real), D(fake) in the critic's step, D(fake) in the generator's: each with the batch's own labels
+    assert all(torch.equal(given, labels) for given in (real_labels, fake_labels, generator_labels))
+    assert real_seen.shape == real.shape and not torch.equal(real_seen, real), "the critic saw augmented reals"
+    assert torch.equal(generator_seen, fake_seen), "both players judged the same augmented fakes"
+    assert module.generator_steps == 1

@@ -17,7 +17,8 @@ from genlab.generation import sample_batches
 from genlab.metrics.conditioning import intra_class_fid, label_accuracy, requested_labels
 from genlab.metrics.domain_classifier import load_or_train
 from genlab.metrics.quality import fid
-from genlab.modules.base import GenerativeModule
+from genlab.families.base import Family
+from genlab.modules.base import TrainingModule
 
 # a small domain classifier (93% on the test digits) keeps its one-off training to seconds
 SMALL_JUDGE = {"epochs": 2, "batch_size": 128, "lr": 1e-3, "base_channels": 16, "feature_dim": 32, "seed": 0}
@@ -30,15 +31,17 @@ SHORT_CGAN = (
 )
 
 
-class DigitBank(GenerativeModule):
-    """A stand-in "model" whose samples of class k are real digits from `bank[k]`, in turn."""
+class DigitBank(Family):
+    """A stand-in family whose samples of class k are real digits from `bank[k]`, in turn."""
 
     def __init__(self, bank: dict[int, torch.Tensor], num_classes: int = 10) -> None:
-        super().__init__(optimizer={}, noise_shape=(1,), num_classes=num_classes)
+        super().__init__(noise_shape=(1,), num_classes=num_classes)
         self.bank = bank
-        self.logged: dict[str, float] = {}
         self.asked: list[torch.Tensor] = []
         self.served = dict.fromkeys(bank, 0)
+
+    def image_network(self) -> torch.nn.Module:
+        return torch.nn.Identity()
 
     def decode(self, noise, labels=None, generator=None):
         labels = torch.zeros(len(noise), dtype=torch.long) if labels is None else labels.cpu()
@@ -48,6 +51,14 @@ class DigitBank(GenerativeModule):
             images.append(self.bank[k][self.served[k] % len(self.bank[k])])
             self.served[k] += 1
         return torch.stack(images)
+
+
+class Logged(TrainingModule):
+    """genlab's loop around a family, with what it logs kept in a dict (no Trainer needed)."""
+
+    def __init__(self, family: Family) -> None:
+        super().__init__(family, optimizer={})
+        self.logged: dict[str, float] = {}
 
     def log(self, name, value, **_):
         self.logged[name] = float(value)
@@ -70,11 +81,12 @@ def test_digits(judge):
     return images, data.labels, predicted
 
 
-def logged_by_the_callback(model: GenerativeModule, judge, real: torch.Tensor, n: int = 100) -> dict[str, float]:
+def logged_by_the_callback(family: Family, judge, real: torch.Tensor, n: int = 100) -> dict[str, float]:
     callback = SampleQuality(cache_dir="unused", classifier=SMALL_JUDGE, n_samples=n, batch_size=30)
     callback.extractor, callback.real = judge, judge(real)
-    callback.on_validation_epoch_end(SimpleNamespace(sanity_checking=False), model)
-    return model.logged
+    module = Logged(family)
+    callback.on_validation_epoch_end(SimpleNamespace(sanity_checking=False), module)
+    return module.logged
 
 
 def test_label_accuracy_is_the_share_classified_as_requested():
@@ -84,9 +96,9 @@ def test_label_accuracy_is_the_share_classified_as_requested():
 
 
 def test_requested_labels_are_the_ones_sample_batches_asks_for():
-    model = DigitBank({k: torch.zeros(1, 1, 28, 28) for k in range(10)})
-    list(sample_batches(model, 47, 20, seed=0))
-    assert torch.equal(torch.cat(model.asked), requested_labels(47, 10))
+    bank = DigitBank({k: torch.zeros(1, 1, 28, 28) for k in range(10)})
+    list(sample_batches(Logged(bank), 47, 20, seed=0))
+    assert torch.equal(torch.cat(bank.asked), requested_labels(47, 10))
 
 
 def test_val_label_accuracy_of_real_digits_of_the_asked_class_is_the_classifiers_accuracy_on_them(judge, test_digits):

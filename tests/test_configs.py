@@ -1,77 +1,116 @@
-"""Every option of every config group composes, resolves and builds its objects."""
+"""Every option of every config group composes, resolves and builds its objects, read the way `genlab train`
+reads them: through Hydra's compose. Groups set only their own keys; variants extend their parents."""
 
 from __future__ import annotations
 
-from importlib.resources import files
-from pathlib import Path
-
 import pytest
-from hydra.utils import instantiate
-
-from genlab.builder import build_module
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
-CONFIG_ROOT = Path(str(files("genlab.configs")))
-# groups whose options are whole presets, composed as `group=option`
-GROUPS = sorted(
-    str(folder.relative_to(CONFIG_ROOT))
-    for folder in CONFIG_ROOT.rglob("*")
-    if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.yaml"))
-)
-OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((CONFIG_ROOT / group).glob("*.yaml"))]
+from genlab.builder import build_module
+
+
+def group_options() -> dict[str, list[str]]:
+    """Every config group genlab ships and its options, as Hydra's config loader lists them."""
+    GlobalHydra.instance().clear()
+    with initialize_config_module("genlab.configs", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+
+        def walk(parent: str) -> dict[str, list[str]]:
+            found = {}
+            for name in loader.list_groups(parent):
+                group = f"{parent}/{name}" if parent else name
+                options = loader.get_group_options(group)
+                if options:
+                    found[group] = options
+                found.update(walk(group))
+            return found
+
+        return walk("")
+
+
+GROUPS = group_options()
+OPTIONS = [(group, option) for group, options in sorted(GROUPS.items()) if not group.startswith("hydra")
+           for option in options]
+MODELS = GROUPS["model"]
+
+
+def composed(*overrides: str, hydra: bool = False):
+    GlobalHydra.instance().clear()
+    with initialize_config_module("genlab.configs", version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra)
 
 
 def test_the_groups_the_cli_promises_exist():
-    for group in ("data", "model", "optimizer", "trainer", "logger", "callbacks", "paths", "hydra", "experiment", "debug"):
+    for group in ("data", "model", "model/net", "optimizer", "trainer", "logger", "callbacks", "paths", "hydra",
+                  "experiment", "debug", "hparams_search"):
         assert group in GROUPS
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_resolves(compose_train, group, option):
-    if group.split("/")[0] == "hydra":
-        # hydra/default is composed by every test (test_hydra_default_* check what it sets); the search's
-        # pruner and sampler groups exist under genlab's sweeper only (tests/test_search.py builds each)
-        return
-    cfg = compose_train(f"{group}={option}")
-    container = OmegaConf.to_container(cfg, resolve=True)
+    from hydra.core.hydra_config import HydraConfig
+
+    from omegaconf.errors import InterpolationToMissingValueError
+
+    cfg = compose_train(f"{group}={option}", return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # as inside a job: ${hydra:...} reads the job's Hydra config
+    try:
+        job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        if (group, option) == ("hparams_search", "optuna_base"):  # what every preset shares, not a search itself
+            with pytest.raises(InterpolationToMissingValueError, match="hydra.sweeper.study_name"):
+                OmegaConf.to_container(job, resolve=True)
+            return
+        container = OmegaConf.to_container(job, resolve=True)
+    finally:
+        HydraConfig.instance().cfg = None
     assert container["model"]["_target_"] and container["data"]["_target_"]
 
 
-def net_roles(net: str) -> set[str]:
-    return set(OmegaConf.load(CONFIG_ROOT / "model" / "net" / f"{net}.yaml"))
+LAUNCHERS = [("hydra/launcher", option) for option in GROUPS["hydra/launcher"]]
 
 
-def default_net(model: str) -> str:
-    (net,) = [d["/model/net"] for d in OmegaConf.load(CONFIG_ROOT / "model" / f"{model}.yaml").defaults if "/model/net" in d]
-    return net
+@pytest.mark.parametrize(("group", "option"), LAUNCHERS, ids=[f"{g}={o}" for g, o in LAUNCHERS])
+def test_every_launcher_names_a_launcher_class(group, option):
+    cfg = composed(f"{group}={option}", hydra=True)
+    target = cfg.hydra.launcher._target_
+    package = target.split(".")[1]  # hydra_plugins.<package>...
+    try:
+        launcher = get_class(target)
+    except ImportError:  # an optional extra (genlab[cluster]) that this environment lacks
+        pytest.importorskip(f"hydra_plugins.{package}")
+        raise
+    from hydra.plugins.launcher import Launcher
+
+    assert issubclass(launcher, Launcher)
 
 
-MODELS = sorted(p.stem for p in (CONFIG_ROOT / "model").glob("*.yaml"))
-NETS = sorted(p.stem for p in (CONFIG_ROOT / "model" / "net").glob("*.yaml"))
-# every net that plays the same roles (generator + discriminator, or encoder + decoder) fits a model
-PAIRS = [(m, n) for m in MODELS for n in NETS if net_roles(n) == net_roles(default_net(m))]
+SEARCH_PARTS = [(group, option) for group in ("hydra/sweeper/pruner", "hydra/sweeper/sampler") for option in GROUPS[group]]
 
 
-@pytest.mark.parametrize(("model", "net"), PAIRS, ids=[f"{m}-{n}" for m, n in PAIRS])
-@pytest.mark.parametrize("data", ["mnist", "cifar10"])
-def test_every_model_builds_for_every_net_and_data_shape(compose_train, model, net, data):
-    import torch
+@pytest.mark.parametrize(("group", "option"), SEARCH_PARTS, ids=[f"{g}={o}" for g, o in SEARCH_PARTS])
+def test_every_pruner_and_sampler_of_the_search_builds(group, option):
+    import optuna
 
-    cfg = compose_train(f"model={model}", f"model/net={net}", f"data={data}")
-    module = build_module(cfg)
-    images = module.sample(2, generator=torch.Generator().manual_seed(0))
-    assert images.shape == (2, *cfg.data.image_shape)
-    assert images.min() >= -1 and images.max() <= 1
+    from genlab.search.builders import build_pruner, build_sampler
+
+    cfg = composed("hparams_search=vae_optuna", f"{group}={option}", hydra=True)
+    sweeper = cfg.hydra.sweeper
+    assert get_class(sweeper._target_).__name__ == "GenlabOptunaSweeper"
+    if group.endswith("pruner"):
+        assert isinstance(build_pruner(sweeper.pruner), optuna.pruners.BasePruner)
+    else:
+        assert isinstance(build_sampler(sweeper.sampler), optuna.samplers.BaseSampler)
 
 
-def test_hydra_default_names_sweep_jobs_by_their_overrides_in_one_flat_folder(tmp_path):
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.utils import get_class
+def test_hydra_default_names_sweep_jobs_by_their_overrides_in_one_flat_folder():
+    from genlab.commands.app import register_resolvers
+    from genlab.commands.hydra_callbacks import ReportCommand, RunFolderCheck
 
-    import genlab.commands.app  # noqa: F401  (registers the resolvers every command's config uses)
-    from genlab.run.folder import RunFolderCheck
-
+    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_module("genlab.configs", version_base="1.3"):
         for app, group_override in (("train", ["model/net=mlp"]), ("eval", []), ("sample", [])):
@@ -79,7 +118,76 @@ def test_hydra_default_names_sweep_jobs_by_their_overrides_in_one_flat_folder(tm
             expected = "3_model.net=mlp,seed=1" if group_override else "3_seed=1"
             assert cfg.hydra.sweep.subdir == expected  # path_safe: no nested folder per "/"
             assert get_class(cfg.hydra.callbacks.run_folder_check._target_) is RunFolderCheck
+            assert get_class(cfg.hydra.callbacks.report_command._target_) is ReportCommand
     assert "ckpt_path" in cfg.hydra.job.config.override_dirname.exclude_keys
+
+
+def nets_of(cfg) -> set[str]:
+    """The roles a composed config's nets fill (generator + discriminator, encoder + decoder, denoiser)."""
+    return set(cfg.model.net)
+
+
+NET_ROLES = {net: nets_of(composed(f"model/net={net}")) for net in GROUPS["model/net"]}
+# every net that plays the roles of a model's own nets fits that model
+PAIRS = [(m, n) for m in MODELS for n in GROUPS["model/net"] if NET_ROLES[n] == nets_of(composed(f"model={m}"))]
+
+
+@pytest.mark.parametrize(("model", "net"), PAIRS, ids=[f"{m}-{n}" for m, n in PAIRS])
+@pytest.mark.parametrize("data", ["mnist", "cifar10"])
+def test_every_model_builds_for_every_net_and_data_shape(compose_train, model, net, data):
+    cfg = compose_train(f"model={model}", f"model/net={net}", f"data={data}")
+    module = build_module(cfg)
+    images = module.sample(2, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (2, *cfg.data.image_shape)
+    assert images.min() >= -1 and images.max() <= 1
+
+
+def without(cfg, *keys: str) -> dict:
+    container = OmegaConf.to_container(cfg, resolve=False)
+    for key in keys:
+        container.pop(key)
+    return container
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_model_option_sets_its_own_keys_and_picks_its_papers_optimizer_option(model):
+    # everything outside `model` is what the default model with the same optimizer option composes:
+    # a model file reaches no other group's keys
+    cfg = composed(f"model={model}", hydra=True)
+    optimizer = cfg.hydra.runtime.choices.optimizer
+    assert without(cfg, "model", "hydra") == without(composed(f"optimizer={optimizer}"), "model")
+
+
+def test_an_explicit_optimizer_gets_its_own_settings_and_the_papers_stays_the_default():
+    wgan = composed("model=wgan")
+    assert wgan.optimizer.generator._target_ == "torch.optim.RMSprop" and wgan.optimizer.lr == 5e-5
+    adam = composed("model=wgan", "optimizer=adam").optimizer
+    assert adam == composed("optimizer=adam").optimizer  # configs/optimizer/adam.yaml's settings, not WGAN's rate
+    assert (adam.generator._target_, adam.lr, list(adam.betas)) == ("torch.optim.Adam", 2e-4, [0.5, 0.999])
+    gp = composed("model=wgan_gp")
+    assert gp.optimizer.lr == 1e-4 and list(gp.optimizer.betas) == [0.0, 0.9]
+    assert gp.model.net.discriminator.norm == "layer"
+    assert composed("model=wgan", "optimizer=adam", "optimizer.lr=3e-4").optimizer.lr == 3e-4  # the command line wins
+    # the denoising families' optimizer clips the gradients, as Ho et al. did; a batch size is the data's
+    ddpm = composed("model=ddpm", "data=cifar10")
+    assert ddpm.optimizer.clip_grad_norm == 1.0 and ddpm.data.batch_size == 128 and ddpm.trainer.get("gradient_clip_val") is None
+
+
+VARIANTS = [  # (variant, parent, the model keys where they differ)
+    ("dcgan", "gan", {"net"}),
+    ("lsgan", "dcgan", {"loss"}),
+    ("sngan", "dcgan", {"latent_dim", "loss", "net"}),
+    ("wgan", "dcgan", {"loss", "n_critic", "regularizers"}),
+    ("cvae", "vae", {"num_classes"}),
+    ("cddpm", "ddpm", {"num_classes", "sampler"}),
+    ("cflow", "flow", {"num_classes", "sampler"}),
+]
+
+
+@pytest.mark.parametrize(("variant", "parent", "differences"), VARIANTS, ids=[v[0] for v in VARIANTS])
+def test_a_variant_is_its_parent_with_its_own_keys_changed(variant, parent, differences):
+    mine, theirs = (OmegaConf.to_container(composed(f"model={m}").model) for m in (variant, parent))
+    assert {key for key in mine.keys() | theirs.keys() if mine.get(key) != theirs.get(key)} == differences
 
 
 def test_experiments_pick_their_groups(compose_train):
@@ -89,10 +197,11 @@ def test_experiments_pick_their_groups(compose_train):
 
 
 def test_the_ddpm_cifar10_preset_keeps_the_papers_objective_and_warm_up(compose_train):
-    # Ho et al. 2020, appendix B: eps-prediction, linear betas, Adam 2e-4 warmed up over 5,000 steps, batch 128
+    # Ho et al. 2020, appendix B: eps-prediction, linear betas, Adam 2e-4 warmed up over 5,000 steps, batch 128, clipping at 1
     cfg = compose_train("experiment=ddpm_cifar10")
     assert (cfg.model.prediction, cfg.model.schedule, cfg.optimizer.lr, cfg.data.batch_size) == ("epsilon", "linear", 2e-4, 128)
     assert (cfg.optimizer.scheduler.total_iters, cfg.optimizer.scheduler.interval) == (5000, "step")
+    assert cfg.optimizer.clip_grad_norm == 1.0
     assert cfg.model.net.denoiser.width == 128 and list(cfg.model.net.denoiser.channel_mults) == [1, 2, 2, 2]
 
 
@@ -113,17 +222,6 @@ def test_a_net_of_the_wrong_kind_is_refused_by_name(compose_train):
     assert "model/net=conv_vae" in str(raised.value)
 
 
-def test_each_model_picks_its_papers_optimizer(compose_train):
-    wgan = compose_train("model=wgan")
-    assert wgan.optimizer.generator._target_ == "torch.optim.RMSprop" and wgan.optimizer.lr == 5e-5
-    gp = compose_train("model=wgan_gp")
-    assert gp.optimizer.generator._target_ == "torch.optim.Adam"
-    assert gp.optimizer.lr == 1e-4 and list(gp.optimizer.betas) == [0.0, 0.9]
-    assert gp.model.net.discriminator.norm == "layer"
-    # the command line still wins
-    assert compose_train("model=wgan", "optimizer=adam", "optimizer.lr=3e-4").optimizer.lr == 3e-4
-
-
 def test_the_objective_and_the_architecture_are_chosen_apart(compose_train):
     cfg = compose_train("model=wgan_gp", "model/net=mlp")
     assert cfg.model.regularizers.gradient_penalty.weight == 10 and cfg.model.net.generator._target_ == "genlab.nets.mlp.Generator"
@@ -132,8 +230,6 @@ def test_the_objective_and_the_architecture_are_chosen_apart(compose_train):
 
 
 def test_linear_decay_scheduler_reaches_zero_at_the_last_epoch(compose_train):
-    import torch
-
     cfg = compose_train("optimizer/scheduler=linear_decay", "trainer.max_epochs=4")
     factories = instantiate(cfg.optimizer, _convert_="all")
     optimizer = factories["generator"]([torch.nn.Parameter(torch.zeros(1))])

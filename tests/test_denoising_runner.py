@@ -46,24 +46,24 @@ def test_bf16_mixed_runs_the_unet_in_bfloat16_and_keeps_float32_weights(compose_
     pl.seed_everything(0, verbose=False)
     datamodule, module, trainer = build(cfg)
     dtypes = []
-    first_conv = next(m for m in module.denoiser.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv = next(m for m in module.family.denoiser.modules() if isinstance(m, torch.nn.Conv2d))
     first_conv.register_forward_hook(lambda _module, _inputs, output: dtypes.append(output.dtype))
-    before = [p.detach().clone() for p in module.denoiser.parameters()]
+    before = [p.detach().clone() for p in module.family.denoiser.parameters()]
     trainer.fit(module, datamodule=datamodule)
     assert set(dtypes) == {torch.bfloat16}
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in module.parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(before, module.denoiser.parameters())), "the weights were trained"
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.family.denoiser.parameters())), "the weights were trained"
 
 
 def poison(module, from_step: int) -> None:
     """Make the denoising loss NaN from the given training step (counted from 1) on."""
-    honest = module.loss
+    honest = module.family.objective
 
-    def loss(*args, **kwargs):
+    def objective(*args, **kwargs):
         value = honest(*args, **kwargs)
         return value * float("nan") if module.generator_steps + 1 >= from_step else value
 
-    module.loss = loss
+    module.family.objective = objective
 
 
 @pytest.mark.parametrize("model", FAMILIES)
@@ -80,18 +80,18 @@ def test_on_nonfinite_skip_skips_the_bad_denoising_steps_and_trains_on(compose_t
     cfg = compose(compose_train, fake_data_root, "ddpm", "on_nonfinite=skip")
     datamodule, module, trainer = build(cfg)
     poison(module, from_step=6)
-    before = [p.detach().clone() for p in module.denoiser.parameters()]
+    before = [p.detach().clone() for p in module.family.denoiser.parameters()]
     after_last_finite_step = []
 
     class Snapshot(pl.Callback):
         def on_train_batch_end(self, trainer, module, *args):
             if module.generator_steps == 5:
-                after_last_finite_step.extend(p.detach().clone() for p in module.denoiser.parameters())
+                after_last_finite_step.extend(p.detach().clone() for p in module.family.denoiser.parameters())
 
     trainer.callbacks.append(Snapshot())
     trainer.fit(module, datamodule=datamodule)
-    assert module.skipped_steps == 3 and module.generator_steps == 8
+    assert module.progress.skipped_steps == 3 and module.generator_steps == 8
     assert all(torch.isfinite(p).all() for p in module.parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(before, module.denoiser.parameters())), "the 5 finite steps trained"
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.family.denoiser.parameters())), "the 5 finite steps trained"
     # the 3 skipped steps left the weights where the last finite one put them
-    assert all(torch.equal(a, b) for a, b in zip(after_last_finite_step, module.denoiser.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(after_last_finite_step, module.family.denoiser.parameters()))

@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from genlab.builder import build_module
+from genlab.builder import build_family
 from genlab.diffusion.guidance import drop_labels, guided
 from genlab.diffusion.losses import denoising_loss
 from genlab.diffusion.samplers import sample_diffusion
 from genlab.diffusion.schedules import NoiseSchedule, scheduler_settings
 from genlab.errors import ConfigError
-from genlab.modules.diffusion import DiffusionModule
+from genlab.families.ddpm import DDPM
 from genlab.nets.unet import UNet
 
 T = 1000
@@ -41,8 +41,8 @@ class Stub(nn.Module):
         return 0.5 * x + shift
 
 
-def stub_module(**options) -> DiffusionModule:
-    return DiffusionModule(net={"denoiser": Stub()}, optimizer={}, image_shape=(1, 2, 2), **options)
+def stub_module(**options) -> DDPM:
+    return DDPM(net={"denoiser": Stub()}, image_shape=(1, 2, 2), **options)
 
 
 # --- schedules and the forward process ---------------------------------------------------
@@ -101,7 +101,7 @@ def test_the_simple_loss_is_the_mean_squared_error_over_pixels():
 def test_the_ddpm_loss_of_a_batch_is_the_formula_on_the_same_draws(prediction):
     module = stub_module(prediction=prediction)
     images = torch.linspace(-1, 1, 24).view(6, 1, 2, 2)
-    loss = module.loss(images, None, torch.Generator().manual_seed(5))
+    loss = module.objective(images, None, torch.Generator().manual_seed(5))
     draws = torch.Generator().manual_seed(5)  # the same draws, in the module's order: noise, then t
     noise = torch.randn(images.shape, generator=draws)
     t = torch.randint(0, T, (6,), generator=draws)
@@ -184,10 +184,10 @@ def small_ddpm(tmp_path_factory):
     with initialize_config_module("genlab.configs", version_base="1.3"):
         cfg = compose("train", overrides=["model=cddpm", "model.net.denoiser.width=8"])
     torch.manual_seed(0)
-    module = build_module(cfg)
+    family = build_family(cfg)
     # random, non-zero output layers: the zero-initialised net would predict eps = 0 everywhere
-    nn.init.normal_(module.denoiser.out[-1].weight, std=0.3)
-    return module
+    nn.init.normal_(family.denoiser.out[-1].weight, std=0.3)
+    return family
 
 
 def test_ddim_with_eta_0_is_deterministic_and_eta_1_draws_from_the_generator(small_ddpm):

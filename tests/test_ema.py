@@ -85,14 +85,14 @@ def test_standing_statistics_are_the_plain_mean_of_the_batch_statistics():
 def test_the_average_gets_its_own_batch_norm_statistics_once_per_change_and_the_raw_ones_stay(compose_train):
     module = _module_with_distinct_ema(compose_train)
     module.eval()
-    raw = {name: b.clone() for name, b in module.generator.named_buffers()}
-    noise = torch.randn(4, module.latent_dim)
+    raw = {name: b.clone() for name, b in module.family.generator.named_buffers()}
+    noise = torch.randn(4, module.family.latent_dim)
     first = module.sample(noise=noise)
     averaged = {name: b.clone() for name, b in module.ema.averaged.module.named_buffers()}
     assert any(not torch.equal(averaged[name], raw[name]) for name in raw if "running" in name)
-    assert all(torch.equal(b, raw[name]) for name, b in module.generator.named_buffers())
+    assert all(torch.equal(b, raw[name]) for name, b in module.family.generator.named_buffers())
     assert torch.equal(module.sample(noise=noise), first)  # the same average: measured once, reproducibly
-    module.ema.update(module.generator)  # a new average copies the raw statistics; the next sample measures again
+    module.ema.update(module.family.generator)  # a new average copies the raw statistics; the next sample measures again
     module.sample(noise=noise)
     assert any(not torch.equal(b, raw[name]) for name, b in module.ema.averaged.module.named_buffers() if "running" in name)
 
@@ -113,7 +113,7 @@ def test_the_average_is_not_trained():
 def _module_with_distinct_ema(compose_train):
     module = build_module(compose_train(*BARE, *EMA_ON))
     with torch.no_grad():  # raw generator weights moved away from the average
-        for p in module.generator.parameters():
+        for p in module.family.generator.parameters():
             p.add_(0.5)
     return module
 
@@ -121,7 +121,7 @@ def _module_with_distinct_ema(compose_train):
 def test_samples_come_from_the_averaged_weights_by_default(compose_train):
     module = _module_with_distinct_ema(compose_train)
     module.eval()
-    noise = torch.randn(4, module.latent_dim)
+    noise = torch.randn(4, module.family.latent_dim)
     got = module.sample(noise=noise)
     expected = module.ema.averaged.module(noise, None)  # with the batch norm statistics measured for it
     assert torch.allclose(got, expected, atol=1e-6)
@@ -130,11 +130,11 @@ def test_samples_come_from_the_averaged_weights_by_default(compose_train):
 def test_samples_come_from_the_raw_weights_on_request_and_sampling_leaves_them_unchanged(compose_train):
     module = _module_with_distinct_ema(compose_train)
     module.eval()
-    raw = {name: p.clone() for name, p in module.generator.state_dict().items()}
-    noise = torch.randn(4, module.latent_dim)
+    raw = {name: p.clone() for name, p in module.family.generator.state_dict().items()}
+    noise = torch.randn(4, module.family.latent_dim)
     module.sample(noise=noise)  # swaps the average in and back out
-    assert all(torch.equal(raw[name], p) for name, p in module.generator.state_dict().items())
-    assert torch.allclose(module.sample(noise=noise, ema=False), module.generator(noise, None), atol=1e-6)
+    assert all(torch.equal(raw[name], p) for name, p in module.family.generator.state_dict().items())
+    assert torch.allclose(module.sample(noise=noise, ema=False), module.family.generator(noise, None), atol=1e-6)
     assert not torch.allclose(module.sample(noise=noise, ema=False), module.sample(noise=noise))
 
 
@@ -151,10 +151,10 @@ def test_training_updates_the_average_after_each_generator_step(compose_train, t
 
 def test_a_checkpoint_round_trip_restores_the_raw_and_the_averaged_weights(compose_train):
     module = _module_with_distinct_ema(compose_train)
-    module.ema.update(module.generator)
+    module.ema.update(module.family.generator)
     restored = build_module(compose_train(*BARE, *EMA_ON))
     restored.load_state_dict(module.state_dict())
-    for mine, theirs in ((module.generator, restored.generator), (module.ema.averaged, restored.ema.averaged)):
+    for mine, theirs in ((module.family.generator, restored.family.generator), (module.ema.averaged, restored.ema.averaged)):
         assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
     assert restored.ema.updates == 1
 
@@ -187,7 +187,7 @@ def test_a_run_with_ema_and_ada_interrupted_and_resumed_ends_with_the_same_raw_a
     resumed = fitted(cfg, ckpt_path=str(tmp_path / "checkpoints" / "interrupted.ckpt"))
     assert resumed.ema.updates == alone.ema.updates == 8
     # p moved by 0.0016 a critic step from 0.5: a resume that lost it would end elsewhere
-    assert resumed.augment.p == pytest.approx(alone.augment.p) and alone.augment.p != 0.5
+    assert resumed.family.augment.p == pytest.approx(alone.family.augment.p) and alone.family.augment.p != 0.5
     expected, got = alone.state_dict(), resumed.state_dict()
     assert expected.keys() == got.keys() and any(name.startswith("ema.") for name in expected)
     for name in expected:
@@ -236,4 +236,4 @@ def test_a_vae_averages_its_decoder_once_per_optimizer_step(compose_train, fake_
     trainer.fit(module, datamodule=datamodule)
     assert module.ema.updates == module.generator_steps == 8  # debug=limit: 2 epochs of 4 batches
     averaged = dict(module.ema.averaged.module.named_parameters())
-    assert any(not torch.equal(p, averaged[name]) for name, p in module.decoder.named_parameters())
+    assert any(not torch.equal(p, averaged[name]) for name, p in module.family.decoder.named_parameters())

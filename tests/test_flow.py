@@ -13,7 +13,7 @@ from genlab.diffusion.losses import flow_matching_loss
 from genlab.diffusion.paths import linear_path, path_velocity
 from genlab.diffusion.samplers import sample_flow
 from genlab.errors import ConfigError
-from genlab.modules.flow import TIME_SCALE, FlowMatchingModule
+from genlab.families.flow import TIME_SCALE, FlowMatching
 
 
 class Stub(nn.Module):
@@ -23,8 +23,8 @@ class Stub(nn.Module):
         return 0.5 * x + t.view(-1, 1, 1, 1) / 1000
 
 
-def stub_module(**options) -> FlowMatchingModule:
-    return FlowMatchingModule(net={"denoiser": Stub()}, optimizer={}, image_shape=(1, 2, 2), **options)
+def stub_module(**options) -> FlowMatching:
+    return FlowMatching(net={"denoiser": Stub()}, image_shape=(1, 2, 2), **options)
 
 
 def test_the_linear_path_and_its_velocity_on_hand_made_tensors():
@@ -44,7 +44,7 @@ def test_the_flow_matching_loss_is_the_squared_error_to_x1_minus_x0():
 def test_the_modules_loss_is_the_formula_on_the_same_draws():
     module = stub_module()
     images = torch.linspace(-1, 1, 24).view(6, 1, 2, 2)
-    loss = module.loss(images, None, torch.Generator().manual_seed(4))
+    loss = module.objective(images, None, torch.Generator().manual_seed(4))
     draws = torch.Generator().manual_seed(4)  # the module's order: noise, then t
     noise = torch.randn(images.shape, generator=draws)
     t = torch.rand(6, generator=draws).view(-1, 1, 1, 1)
@@ -109,7 +109,7 @@ def test_the_flow_sampler_is_deterministic_and_ignores_the_generator():
 @pytest.mark.parametrize(("options", "message"), [
     ({"method": "ddim"}, r"sampler.method='ddim' is not known for this model; choose one of: euler, heun"),
     ({"steps": -2}, r"sampler.steps=-2 is not valid: it must be a positive integer"),
-    ({"eta": 0.5}, r"sampler.eta is not an option of FlowMatchingModule's sampler; its options: method, steps, guidance"),
+    ({"eta": 0.5}, r"sampler.eta is not an option of FlowMatching's sampler; its options: method, steps, guidance"),
     ({"guidance": 3}, r"sampler.guidance=3 needs a conditional model"),
 ])
 def test_bad_sampler_options_are_refused_by_key(options, message):

@@ -70,8 +70,8 @@ def heldout_elbo(model, datamodule) -> float:
     with torch.no_grad():
         torch.manual_seed(2)
         data = datamodule.splits["val"]
-        labels = data.labels if model.conditional else None
-        return model.elbo_terms(to_signed_unit(data.images), labels)["elbo"].item()
+        labels = data.labels if model.family.conditional else None
+        return model.family.loss(to_signed_unit(data.images), labels)["elbo"].item()
 
 
 @pytest.mark.parametrize("name", ["vae", "cvae"])

@@ -42,7 +42,7 @@ def test_wgan_critic_weights_stay_within_the_clip_value(compose_train, fake_data
     cfg = compose_train(*BARE, "model=wgan", "data=mnist", f"paths.data_dir={fake_data_root}",
                         "optimizer.lr=0.05")
     model, _ = fit(cfg)
-    weights = torch.cat([p.detach().flatten() for p in model.discriminator.parameters()])
+    weights = torch.cat([p.detach().flatten() for p in model.family.discriminator.parameters()])
     assert weights.abs().max().item() <= 0.01 + 1e-9
     assert weights.abs().max().item() == pytest.approx(0.01)  # the large lr pushed some onto the bound
 
@@ -52,16 +52,16 @@ def test_vae_elbo_is_the_sum_of_its_logged_terms(compose_train):
     model = build_module(cfg)
     images = torch.rand(6, 1, 28, 28) * 2 - 1
     torch.manual_seed(0)
-    terms = model.elbo_terms(images, None)
+    terms = model.family.loss(images, None)
     assert terms["elbo"].item() == pytest.approx(-(terms["reconstruction"] + terms["kl"]).item(), rel=1e-6)
     assert terms["loss"].item() == pytest.approx((terms["reconstruction"] + 0.5 * terms["kl"]).item(), rel=1e-6)
     # the KL term is the closed form for the encoder's moments
-    mu, logvar = model.encoder(images)
+    mu, logvar = model.family.encoder(images)
     assert terms["kl"].item() == pytest.approx(gaussian_kl_divergence(mu, logvar).mean().item(), rel=1e-6)
     # and the reconstruction term is the Bernoulli NLL of the [0, 1] pixels, summed per image
     torch.manual_seed(0)
     z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(model.decoder(z), (images + 1) / 2, reduction="sum") / 6
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(model.family.decoder(z), (images + 1) / 2, reduction="sum") / 6
     assert terms["reconstruction"].item() == pytest.approx(bce.item(), rel=1e-5)
 
 
@@ -81,22 +81,22 @@ def first_layer_inputs(module: torch.nn.Module) -> list[torch.Tensor]:
 def test_samples_of_class_k_are_generated_from_label_k(compose_train, model_name, net_key, extra):
     cfg = compose_train(f"model={model_name}", *extra)
     model = build_module(cfg)
-    seen = first_layer_inputs(getattr(model, net_key))
-    z = model.sample_noise(4)
+    seen = first_layer_inputs(getattr(model.family, net_key))
+    z = model.family.sample_noise(4)
     for k in (0, 3, 9):
         model.sample(noise=z, labels=torch.full((4,), k))
-        code = seen[-1].flatten(1)[:, model.latent_dim:]
+        code = seen[-1].flatten(1)[:, model.family.latent_dim:]
         assert torch.equal(code, torch.nn.functional.one_hot(torch.full((4,), k), 10).float())
 
 
 def test_default_cgan_generator_takes_label_k_through_its_class_norms(compose_train):
     model = build_module(compose_train("model=cgan"))
-    seen = first_layer_inputs(model.generator)
-    first_norm = next(m for m in model.generator.modules() if isinstance(m, ConditionalBatchNorm2d))
+    seen = first_layer_inputs(model.family.generator)
+    first_norm = next(m for m in model.family.generator.modules() if isinstance(m, ConditionalBatchNorm2d))
     calls = []
     # cloned: the ReLU after it works in place
     first_norm.register_forward_hook(lambda _, args, out: calls.append((*args, out.clone())))
-    z = model.sample_noise(4)
+    z = model.family.sample_noise(4)
     for k in (0, 3, 9):
         # the raw weights: cgan keeps an EMA, whose batch norm statistics are its own (tests/test_ema.py)
         model.sample(noise=z, labels=torch.full((4,), k), ema=False)
@@ -114,7 +114,7 @@ def test_conditional_models_train_on_the_batch_labels(compose_train, fake_data_r
     cfg = compose_train(*mlp_nets, "model=cgan", "model/net=mlp", "data=mnist", f"paths.data_dir={fake_data_root}",
                         "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0")
     datamodule, model, trainer = build(cfg)
-    seen = first_layer_inputs(model.discriminator)
+    seen = first_layer_inputs(model.family.discriminator)
     trainer.fit(model, datamodule=datamodule)
     batch_labels = next(iter(datamodule.train_dataloader()))[1]  # the same first batch: epoch 0's permutation
     code = seen[0][:, -10:]
@@ -125,7 +125,7 @@ def test_projection_discriminator_trains_on_the_batch_labels(compose_train, fake
     cfg = compose_train(*BARE, "model=cgan", "data=mnist", f"paths.data_dir={fake_data_root}",
                         "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=0")
     datamodule, model, trainer = build(cfg)
-    projection = next(m for m in model.discriminator.modules() if isinstance(m, Projection))
+    projection = next(m for m in model.family.discriminator.modules() if isinstance(m, Projection))
     seen = []
     projection.register_forward_pre_hook(lambda _, args: seen.append(args[1].clone()))
     trainer.fit(model, datamodule=datamodule)
@@ -194,5 +194,5 @@ def test_a_budget_means_the_same_training_for_every_family(compose_train, fake_d
     datamodule, module, _ = build(cfg)
     trainer = build_trainer(cfg, callbacks=[stop])
     trainer.fit(module, datamodule=datamodule)
-    assert module.critic_steps == batches and module.images_seen == 16 * batches
+    assert module.progress.critic_steps == batches and module.images_seen == 16 * batches
     assert module.generator_steps == batches // n_critic

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from genlab.builder import build, build_module
+from genlab.builder import build, build_family
 from genlab.errors import ConfigError
 from genlab.objectives import gradient_penalty
 from genlab.regularizers import AuxiliaryClassifier, GradientPenalty, R1Penalty, R2Penalty, Regularizer, Term, WeightClipping
@@ -23,25 +23,23 @@ class DriftPenalty(Regularizer):
         self.weight = weight
         self.critic_steps_seen = 0
 
-    def critic_term(self, module, real: Tensor, fake: Tensor, labels: Tensor | None) -> Term:
-        drift = (module.discriminator(real, labels) ** 2).mean()
+    def critic_term(self, gan, real: Tensor, fake: Tensor, labels: Tensor | None, step: int) -> Term:
+        drift = (gan.discriminator(real, labels) ** 2).mean()
         return Term(self.weight * drift, drift.detach())
 
-    def after_critic_step(self, module) -> None:
+    def after_critic_step(self, gan) -> None:
         self.critic_steps_seen += 1
 
 
 # a model option of our own, in a config folder genlab does not ship: DCGAN plus the drift penalty
-SPY_MODEL = """# @package _global_
-defaults:
+SPY_MODEL = """defaults:
   - dcgan
   - _self_
 
-model:
-  regularizers:
-    drift:
-      _target_: tests.test_regularizers.DriftPenalty
-      weight: 0.5
+regularizers:
+  drift:
+    _target_: tests.test_regularizers.DriftPenalty
+    weight: 0.5
 """
 
 
@@ -57,14 +55,14 @@ def test_a_regularizer_from_a_users_yaml_adds_its_term_and_hooks_without_any_edi
     compose_train, fake_data_root, drift_model
 ):
     cfg = compose_train(*BARE, "model=dcgan_drift", drift_model, "data=mnist", f"paths.data_dir={fake_data_root}")
-    module = build_module(cfg)
-    (drift,) = module.regularizers.values()
+    gan = build_family(cfg)
+    (drift,) = gan.regularizers.values()
     assert isinstance(drift, DriftPenalty) and drift.weight == 0.5
     real, fake = torch.rand(4, 1, 28, 28) * 2 - 1, torch.rand(4, 1, 28, 28) * 2 - 1
-    module.eval()  # batch norm from running statistics: the same scores in every pass
-    plain, _ = module.critic_loss(real, fake, None, regularize=False)
-    regularized, logs = module.critic_loss(real, fake, None)
-    expected_drift = (module.discriminator(real) ** 2).mean()
+    gan.eval()  # batch norm from running statistics: the same scores in every pass
+    plain, _ = gan.critic_loss(real, fake, None, regularize=False)
+    regularized, logs = gan.critic_loss(real, fake, None)
+    expected_drift = (gan.discriminator(real) ** 2).mean()
     assert logs["drift"].item() == pytest.approx(expected_drift.item(), rel=1e-5)
     assert regularized.item() == pytest.approx(plain.item() + 0.5 * expected_drift.item(), rel=1e-5)
 
@@ -74,41 +72,41 @@ def test_a_users_regularizer_runs_after_every_critic_step_and_is_logged(compose_
                         f"paths.data_dir={fake_data_root}", "logger=csv", "trainer.log_every_n_steps=1")
     datamodule, module, trainer = build(cfg)
     trainer.fit(module, datamodule=datamodule)
-    assert module.regularizers["drift"].critic_steps_seen == module.critic_steps == 8
+    assert module.family.regularizers["drift"].critic_steps_seen == module.progress.critic_steps == 8
     assert len(logged(tmp_path / "run", "train/drift")) == 8
 
 
 def test_the_wgan_yamls_list_their_papers_constraint_and_penalty(compose_train):
-    wgan = build_module(compose_train("model=wgan"))
+    wgan = build_family(compose_train("model=wgan"))
     (clipping,) = wgan.regularizers.values()
     assert isinstance(clipping, WeightClipping) and clipping.clip_value == 0.01
-    gp = build_module(compose_train("model=wgan_gp"))
+    gp = build_family(compose_train("model=wgan_gp"))
     (penalty,) = gp.regularizers.values()
     assert isinstance(penalty, GradientPenalty) and penalty.weight == 10.0
-    assert build_module(compose_train("model=wgan_gp", "model.regularizers.gradient_penalty=null")).regularizers == {}
-    assert build_module(compose_train("model=dcgan")).regularizers == {}
+    assert build_family(compose_train("model=wgan_gp", "model.regularizers.gradient_penalty=null")).regularizers == {}
+    assert build_family(compose_train("model=dcgan")).regularizers == {}
 
 
 def test_the_gradient_penalty_term_is_weight_times_the_penalty_of_the_papers_formula(compose_train):
-    module = build_module(compose_train("model=wgan_gp", "model.regularizers.gradient_penalty.weight=3"))
+    gan = build_family(compose_train("model=wgan_gp", "model.regularizers.gradient_penalty.weight=3"))
     real, fake = torch.rand(3, 1, 28, 28), torch.rand(3, 1, 28, 28)
     torch.manual_seed(5)
-    term = module.regularizers["gradient_penalty"].critic_term(module, real, fake, None)
+    term = gan.regularizers["gradient_penalty"].critic_term(gan, real, fake, None, 1)
     torch.manual_seed(5)
-    penalty = gradient_penalty(module.discriminator, real, fake)
+    penalty = gradient_penalty(gan.discriminator, real, fake)
     assert term.logged.item() == pytest.approx(penalty.item(), rel=1e-5)
     assert term.loss.item() == pytest.approx(3 * penalty.item(), rel=1e-5)
 
 
 def test_weight_clipping_bounds_the_critic_after_its_step():
-    class Module(nn.Module):
+    class Critic(nn.Module):
         discriminator = nn.Linear(4, 1)
 
-    module = Module()
+    gan = Critic()
     with torch.no_grad():
-        module.discriminator.weight.fill_(5.0)
-    WeightClipping(0.2).after_critic_step(module)
-    assert module.discriminator.weight.abs().max().item() == pytest.approx(0.2)
+        gan.discriminator.weight.fill_(5.0)
+    WeightClipping(0.2).after_critic_step(gan)
+    assert gan.discriminator.weight.abs().max().item() == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -117,46 +115,43 @@ def test_weight_clipping_bounds_the_critic_after_its_step():
 ])
 def test_bad_regularizer_settings_are_named(compose_train, override, message):
     with pytest.raises(Exception, match=message):
-        build_module(compose_train("model=wgan_gp", override))
+        build_family(compose_train("model=wgan_gp", override))
 
 
-class _LinearCriticModule:
-    """What R1/R2 read from a GAN module: a critic D(x) = <w, x> with ||w||^2 = 9, and the critic step count."""
+class _LinearCritic:
+    """What R1/R2 read from a GAN family: a critic D(x) = <w, x> with ||w||^2 = 9."""
 
     def __init__(self) -> None:
         w = torch.tensor([1.0, 2.0, 0.0, -2.0])
         self.discriminator = lambda x, labels=None: x.flatten(1) @ w
-        self.critic_steps = 1
 
 
 @pytest.mark.parametrize("cls", [R1Penalty, R2Penalty])
 def test_r1_and_r2_terms_are_half_gamma_times_the_squared_gradient_norm(cls):
-    module = _LinearCriticModule()
+    gan = _LinearCritic()
     real, fake = torch.randn(3, 1, 2, 2), torch.randn(3, 1, 2, 2)
-    term = cls(gamma=0.1).critic_term(module, real, fake, None)
+    term = cls(gamma=0.1).critic_term(gan, real, fake, None, 1)
     assert term.logged.item() == pytest.approx(9.0, rel=1e-5)
     assert term.loss.item() == pytest.approx(0.05 * 9.0, rel=1e-5)
 
 
 def test_lazy_r1_applies_every_interval_critic_steps_scaled_by_the_interval():
-    module = _LinearCriticModule()
+    gan = _LinearCritic()
     penalty = R1Penalty(gamma=0.1, interval=4)
     real = torch.randn(2, 1, 2, 2)
     losses = []
     for step in range(1, 9):
-        module.critic_steps = step
-        term = penalty.critic_term(module, real, real, None)
+        term = penalty.critic_term(gan, real, real, None, step)
         losses.append(None if term is None else round(term.loss.item(), 5))
     assert losses == [None, None, None, 4 * 0.45, None, None, None, 4 * 0.45]
 
 
 def test_r2_differentiates_at_the_fakes_and_r1_at_the_reals():
-    module = _LinearCriticModule()
-    module.discriminator = lambda x, labels=None: 0.5 * (x.flatten(1) ** 2).sum(1)  # gradient x
+    gan = _LinearCritic()
+    gan.discriminator = lambda x, labels=None: 0.5 * (x.flatten(1) ** 2).sum(1)  # gradient x
     real, fake = torch.ones(2, 1, 2, 2), torch.full((2, 1, 2, 2), 2.0)
-    module.critic_steps = 1
-    assert R1Penalty(gamma=2.0).critic_term(module, real, fake, None).logged.item() == pytest.approx(4.0)
-    assert R2Penalty(gamma=2.0).critic_term(module, real, fake, None).logged.item() == pytest.approx(16.0)
+    assert R1Penalty(gamma=2.0).critic_term(gan, real, fake, None, 1).logged.item() == pytest.approx(4.0)
+    assert R2Penalty(gamma=2.0).critic_term(gan, real, fake, None, 1).logged.item() == pytest.approx(16.0)
 
 
 def test_bad_lazy_interval_names_its_key():
@@ -165,13 +160,13 @@ def test_bad_lazy_interval_names_its_key():
 
 
 def test_the_rpgan_yaml_pairs_the_relativistic_loss_with_r1_and_r2(compose_train):
-    module = build_module(compose_train("model=rpgan"))
-    assert module.objective.generator_sees_real
-    assert {name: type(r) for name, r in module.regularizers.items()} == {"r1": R1Penalty, "r2": R2Penalty}
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in module.discriminator.modules())
+    gan = build_family(compose_train("model=rpgan"))
+    assert gan.objective.generator_sees_real
+    assert {name: type(r) for name, r in gan.regularizers.items()} == {"r1": R1Penalty, "r2": R2Penalty}
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in gan.discriminator.modules())
 
 
-class _ClassifyingCriticModule:
+class _ClassifyingCritic:
     """What ACGAN's term reads: a discriminator whose class head gives hand-made logits per image."""
 
     def __init__(self, logits: dict[float, Tensor]) -> None:
@@ -187,26 +182,27 @@ def _negated_log_likelihood(logits: Tensor, label: int) -> float:
 def test_acgan_terms_are_the_class_cross_entropies_of_the_papers_log_likelihood():
     # L_C = E[log P(C=c|X_real)] + E[log P(C=c|X_fake)]: the critic minimises -L_C, the generator the fake half
     logits = {1.0: torch.tensor([2.0, 0.0, -1.0]), 2.0: torch.tensor([0.5, 0.5, 3.0])}
-    module = _ClassifyingCriticModule(logits)
+    gan = _ClassifyingCritic(logits)
     real, fake, labels = torch.ones(2, 1, 2, 2), torch.full((2, 1, 2, 2), 2.0), torch.tensor([0, 2])
     real_nll = (_negated_log_likelihood(logits[1.0], 0) + _negated_log_likelihood(logits[1.0], 2)) / 2
     fake_nll = (_negated_log_likelihood(logits[2.0], 0) + _negated_log_likelihood(logits[2.0], 2)) / 2
-    both = AuxiliaryClassifier(weight=0.5).critic_term(module, real, fake, labels)
+    both = AuxiliaryClassifier(weight=0.5).critic_term(gan, real, fake, labels, 1)
     assert both.logged.item() == pytest.approx(real_nll + fake_nll, rel=1e-5)
     assert both.loss.item() == pytest.approx(0.5 * (real_nll + fake_nll), rel=1e-5)
-    real_only = AuxiliaryClassifier(weight=1.0, on_fake=False).critic_term(module, real, fake, labels)
+    real_only = AuxiliaryClassifier(weight=1.0, on_fake=False).critic_term(gan, real, fake, labels, 1)
     assert real_only.loss.item() == pytest.approx(real_nll, rel=1e-5)
-    assert AuxiliaryClassifier(weight=2.0).generator_term(module, fake, labels).loss.item() == pytest.approx(2 * fake_nll, rel=1e-5)
+    assert AuxiliaryClassifier(weight=2.0).generator_term(gan, fake, labels).loss.item() == pytest.approx(2 * fake_nll, rel=1e-5)
 
 
 def test_acgan_trains_the_class_head_from_both_players_and_its_score_ignores_the_label(compose_train, fake_data_root):
     cfg = compose_train(*BARE, "model=acgan", "data=mnist", f"paths.data_dir={fake_data_root}")
     datamodule, module, trainer = build(cfg)
     images = torch.randn(3, 1, 28, 28)
-    assert torch.equal(module.discriminator(images, torch.tensor([0, 1, 2])), module.discriminator(images, torch.tensor([5, 5, 5])))
-    head = module.discriminator.classifier.weight.detach().clone()
+    critic = module.family.discriminator
+    assert torch.equal(critic(images, torch.tensor([0, 1, 2])), critic(images, torch.tensor([5, 5, 5])))
+    head = critic.classifier.weight.detach().clone()
     trainer.fit(module, datamodule=datamodule)
-    assert not torch.equal(head, module.discriminator.classifier.weight)
+    assert not torch.equal(head, critic.classifier.weight)
     assert {"train/auxiliary_classifier", "train/g_auxiliary_classifier"} <= set(trainer.callback_metrics)
 
 
@@ -256,6 +252,6 @@ def test_bad_acgan_settings_are_named(compose_train, fake_data_root, override, m
 
 
 def test_acgan_on_a_discriminator_without_a_class_head_names_the_net_to_use():
-    module = type("Module", (), {"discriminator": nn.Linear(4, 1)})()  # like model/net=mlp's: no classify()
+    gan = type("GAN", (), {"discriminator": nn.Linear(4, 1)})()  # like model/net=mlp's: no classify()
     with pytest.raises(ConfigError, match="model/net=dcgan_auxiliary"):
-        AuxiliaryClassifier().generator_term(module, torch.randn(2, 4), torch.tensor([0, 1]))
+        AuxiliaryClassifier().generator_term(gan, torch.randn(2, 4), torch.tensor([0, 1]))

@@ -60,9 +60,9 @@ def test_channels_last_runs_the_convolutions_in_nhwc_and_gives_the_same_losses(c
     cfg = compose_train(*BARE, *data, "model=wgan_gp", "speed.channels_last=true")
     pl.seed_everything(0, verbose=False)
     datamodule, module, trainer = build(cfg)
-    calls = record_first_conv(module.discriminator)
+    calls = record_first_conv(module.family.discriminator)
     trainer.fit(module, datamodule=datamodule)
-    weight = module.discriminator.net[0].weight
+    weight = module.family.discriminator.net[0].weight
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     assert calls and all(call["nhwc"] for call in calls)
     assert_same_metrics({k: float(v) for k, v in trainer.callback_metrics.items()}, eager, rel=1e-4)
@@ -76,7 +76,7 @@ def test_compiled_networks_train_to_the_eager_losses_and_the_penalty_pass_stays_
     pl.seed_everything(0, verbose=False)
     datamodule, module, trainer = build(cfg)
     keys = set(module.state_dict())
-    calls = record_first_conv(module.discriminator)
+    calls = record_first_conv(module.family.discriminator)
     trainer.fit(module, datamodule=datamodule)
     assert any(call["compiling"] for call in calls), "the critic was traced by torch.compile"
     # the gradient penalty is differentiated twice, which compiled graphs cannot do: it ran eagerly
@@ -89,7 +89,7 @@ def test_compile_with_its_default_backend_trains_the_vae_to_the_eager_losses(com
     data = ("data=mnist", f"paths.data_dir={fake_data_root}")
     _, _, eager = fit(compose_train(*VAE, *data))
     module, _, compiled = fit(compose_train(*VAE, *data, "speed.compile=true"))
-    assert module.encoder._compiled_call_impl is not None and module.decoder._compiled_call_impl is not None
+    assert module.family.encoder._compiled_call_impl is not None and module.family.decoder._compiled_call_impl is not None
     assert_same_metrics(compiled, eager, rel=1e-4)
 
 
@@ -100,7 +100,7 @@ def test_bf16_mixed_runs_the_convolutions_in_bfloat16_and_keeps_float32_weights(
     pl.seed_everything(0, verbose=False)
     datamodule, module, trainer = build(cfg)
     before = [p.detach().clone() for p in module.parameters()]
-    calls = record_first_conv(module.discriminator if model == "wgan_gp" else module.encoder)
+    calls = record_first_conv(module.family.discriminator if model == "wgan_gp" else module.family.encoder)
     trainer.fit(module, datamodule=datamodule)
     assert {call["dtype"] for call in calls} == {torch.bfloat16}
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in module.parameters())
@@ -114,7 +114,7 @@ def test_16_mixed_scales_the_losses_and_keeps_the_gradient_penalty_in_float32(co
     cfg = compose_train(*BARE, "model=wgan_gp", "model.n_critic=2", "data=mnist", f"paths.data_dir={fake_data_root}")
     pl.seed_everything(0, verbose=False)
     datamodule, module, _ = build(cfg)
-    calls = record_first_conv(module.discriminator)
+    calls = record_first_conv(module.family.discriminator)
     trainer = instantiate(cfg.trainer, precision=None, plugins=[MixedPrecision("16-mixed", "cpu")], logger=False,
                           callbacks=[])
     trainer.fit(module, datamodule=datamodule)

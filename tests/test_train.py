@@ -35,7 +35,8 @@ def test_resuming_continues_from_the_saved_global_step(compose_train, fake_data_
     saved_state = torch.load(saved, weights_only=False)
     # debug=limit: 2 epochs of 4 batches, one critic and one generator optimizer step each
     assert saved_state["global_step"] == 16
-    assert saved_state["progress"] == {"generator_steps": 8, "images_seen": 8 * 16}
+    assert saved_state["progress"] == {"generator_steps": 8, "images_seen": 8 * 16, "critic_steps": 8, "batches": 8,
+                                       "skipped_steps": 0}
 
     second = compose_train(*FAST, "data=mnist", f"paths.data_dir={fake_data_root}", "logger=csv",
                            f"ckpt_path={saved}", "trainer.max_epochs=3")
@@ -46,7 +47,8 @@ def test_resuming_continues_from_the_saved_global_step(compose_train, fake_data_
     # the resumed run trained one epoch only, logging from batch 8 on
     assert min(step for step, _ in logged(Path(second.paths.output_dir), "train/d_loss")) >= 8
     assert resumed["optimizer_states"][0]["state"], "optimizer state was restored and carried on"
-    assert resumed["progress"] == {"generator_steps": 12, "images_seen": 12 * 16}, "the common axis carried on too"
+    assert resumed["progress"] == {"generator_steps": 12, "images_seen": 12 * 16, "critic_steps": 12, "batches": 12,
+                                   "skipped_steps": 0}, "the common axis carried on too"
     assert [value for _, value in logged(Path(second.paths.output_dir), "train/generator_steps")][-1] == 12
 
 
@@ -95,7 +97,7 @@ def test_a_completed_run_fills_tensorboards_hparams_tab_with_its_settings_and_me
     experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     session = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     assert session.hparams["optimizer.lr"].number_value == pytest.approx(3e-4)
-    assert session.hparams["model._target_"].string_value == "genlab.modules.gan.AdversarialModule"
+    assert session.hparams["model._target_"].string_value == "genlab.families.gan.GAN"
     assert session.hparams["data.name"].string_value == "mnist"
     columns = {info.name.tag for info in experiment.metric_infos}
     assert {"val/d_loss", "train/g_loss", "train/generator_steps"} <= columns and "step" not in columns

@@ -12,7 +12,7 @@ class LearningRateMonitor(LightningLearningRateMonitor):
     """Logs each optimizer's learning rate once per epoch at x = generator updates.
 
     Lightning's own writes at the count of batches, while genlab's scalars and images sit at
-    generator updates (GenerativeModule.log_common_axis): the same x must mean the same training.
+    generator updates (TrainingModule.log_common_axis): the same x must mean the same training.
     """
 
     def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:

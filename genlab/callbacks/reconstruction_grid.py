@@ -22,14 +22,15 @@ class ReconstructionGrid(pl.Callback):
         self.dirpath, self.n_images = Path(dirpath), n_images
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or not hasattr(pl_module, "reconstruct"):
+        reconstruct = getattr(getattr(pl_module, "family", None), "reconstruct", None)
+        if not trainer.is_global_zero or reconstruct is None:
             return
         loader = trainer.val_dataloaders
         if not loader:
             return
         images, labels = next(iter(loader))
         images, labels = images[: self.n_images], labels[: self.n_images]
-        rebuilt = pl_module.reconstruct(images, labels)
+        rebuilt = reconstruct(images, labels)
         pairs = torch.cat([images.float().cpu(), rebuilt.float().cpu()])
         grid = make_grid(pairs, nrow=len(images), normalize=True, value_range=(-1, 1))
         publish_grid(trainer, grid, self.dirpath, "reconstructions")

@@ -14,7 +14,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
 from genlab.generation import sample_grid
-from genlab.modules.base import GenerativeModule
+from genlab.modules.base import TrainingModule
 
 
 def publish_grid(trainer: pl.Trainer, grid: torch.Tensor, dirpath: Path, tag: str) -> None:
@@ -24,7 +24,7 @@ def publish_grid(trainer: pl.Trainer, grid: torch.Tensor, dirpath: Path, tag: st
     save_image(grid, dirpath / "last.png")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            # on the scalars' axis, generator updates (GenerativeModule.log_common_axis)
+            # on the scalars' axis, generator updates (TrainingModule.log_common_axis)
             step = getattr(trainer.lightning_module, "generator_steps", trainer.global_step)
             logger.experiment.add_image(tag, grid, global_step=step)
 
@@ -44,9 +44,9 @@ class SampleGrid(pl.Callback):
         self.nrow, self.seed, self.every_n_epochs = nrow, seed, every_n_epochs
         self.sampler = dict(sampler or {})
 
-    def images(self, module: GenerativeModule) -> torch.Tensor:
+    def images(self, module: TrainingModule) -> torch.Tensor:
         """The grid's images: the same noise every call."""
-        rows = module.num_classes if module.conditional else self.nrow
+        rows = module.family.num_classes if module.family.conditional else self.nrow
         generator = torch.Generator().manual_seed(self.seed)
         images, _ = sample_grid(module, rows * self.nrow, self.nrow, generator, self.sampler)
         return images
@@ -55,7 +55,7 @@ class SampleGrid(pl.Callback):
         epoch = trainer.current_epoch
         if (epoch + 1) % self.every_n_epochs and not trainer.should_stop and epoch + 1 != trainer.max_epochs:
             return
-        if not trainer.is_global_zero or not isinstance(pl_module, GenerativeModule):
+        if not trainer.is_global_zero or not isinstance(pl_module, TrainingModule):
             return
         images = self.images(pl_module).float().cpu()
         publish_grid(trainer, make_grid(images, nrow=self.nrow, normalize=True, value_range=(-1, 1)), self.dirpath, "samples")

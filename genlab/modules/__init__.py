@@ -1,1 +1,1 @@
-"""LightningModules: how each model family trains, nothing more."""
+"""genlab's training loops as LightningModules: one player (one loss) and two players (a GAN's game), around a family."""

@@ -16,11 +16,30 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from genlab.errors import ConfigError, GenlabError
 
 if TYPE_CHECKING:
-    from genlab.modules.base import GenerativeModule
+    from genlab.modules.base import TrainingModule
 
 
 class CheckpointMismatchError(GenlabError):
     """A checkpoint's tensors do not fit the model its run folder's config builds."""
+
+
+# what `model._target_` named before each family's math had a home of its own (genlab/families/): a run
+# trained then names its LightningModule, whose arguments the family takes (less `ema`, which the loop keeps)
+LEGACY_TARGETS = {
+    "genlab.modules.gan.AdversarialModule": "genlab.families.gan.GAN",
+    "genlab.modules.vae.VAEModule": "genlab.families.vae.VAE",
+    "genlab.modules.diffusion.DiffusionModule": "genlab.families.ddpm.DDPM",
+    "genlab.modules.flow.FlowMatchingModule": "genlab.families.flow.FlowMatching",
+}
+
+
+def upgrade_run_config(cfg: DictConfig) -> DictConfig:
+    """A run folder's config as this version builds it: an earlier version's model target named anew."""
+    target = OmegaConf.select(cfg, "model._target_")
+    if target in LEGACY_TARGETS:
+        with open_dict(cfg):
+            cfg.model._target_ = LEGACY_TARGETS[target]
+    return cfg
 
 
 def run_folder_of(ckpt_path: str | Path) -> Path:
@@ -48,14 +67,14 @@ def load_run_config(ckpt_path: str | Path, paths: DictConfig | None = None) -> D
             f"{config_file} is missing: ckpt_path must point into the checkpoints/ folder of a genlab run"
             " (the run's config is read from <run>/.hydra/config.yaml)"
         )
-    cfg = OmegaConf.load(config_file)
+    cfg = upgrade_run_config(OmegaConf.load(config_file))
     if paths is not None:
         with open_dict(cfg):
             cfg.paths = paths
     return cfg
 
 
-def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu", ema: bool = True) -> GenerativeModule:
+def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu", ema: bool = True) -> TrainingModule:
     """Rebuild the run's LightningModule and load the checkpoint's weights into it, in eval mode.
 
     `ema`: whether its samples come from the generator's moving average, when the run kept one."""
@@ -69,18 +88,21 @@ def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu", ema:
     return model.to(device).eval()
 
 
-def load_weights(model: GenerativeModule, checkpoint: dict[str, Any], ckpt_path: str | Path) -> None:
+def load_weights(model: TrainingModule, checkpoint: dict[str, Any], ckpt_path: str | Path) -> None:
     """Load the checkpoint's state_dict into `model`; a checkpoint of another model is one line, not torch's dump."""
     state_dict = checkpoint.get("state_dict")
     if not isinstance(state_dict, dict):
         raise CheckpointMismatchError(
             f"ckpt_path={ckpt_path} holds no state_dict: it is not a checkpoint that genlab train wrote"
         )
+    from genlab.modules.base import upgrade_state_dict
+
+    state_dict = upgrade_state_dict(state_dict)
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as error:
         raise CheckpointMismatchError(
-            f"ckpt_path={ckpt_path} does not fit the model its run's config builds ({type(model).__name__},"
+            f"ckpt_path={ckpt_path} does not fit the model its run's config builds ({type(getattr(model, 'family', model)).__name__},"
             f" from {config_file_of(ckpt_path)}): {first_difference(model.state_dict(), state_dict)}"
         ) from error
 

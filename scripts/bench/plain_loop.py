@@ -1,17 +1,17 @@
 """The hand-written PyTorch training loops that genlab's own path is measured against.
 
-A plain loop is the yardstick: the same networks (built by genlab.builder), optimizers, losses
-and batch size as `genlab train`, stepped by hand with no Lightning, logging or callbacks, so
-that genlab/plain is what Lightning and genlab add to a step. Its batches come either sliced from
-the data set on the device, as genlab's data module does (device_batches), or the usual way:
-PIL images through per-item transforms and a shuffling DataLoader (loader_batches), which is
-what plain/DataLoader compares.
+A plain loop is the yardstick: the same family objects (genlab/families/, built by genlab.builder:
+the same networks, losses, regularizers, augmentation, label dropout), optimizers, gradient clipping,
+EMA and batch size as `genlab train`, stepped by hand with no Lightning, logging, callbacks, progress
+counting or non-finite guard. Both sides run one math, so genlab/plain is what genlab's loops
+(genlab/modules/) and Lightning add to a step. Its batches come either sliced from the data set on
+the device, as genlab's data module does (device_batches), or the usual way: PIL images through
+per-item transforms and a shuffling DataLoader (loader_batches), which is what plain/DataLoader compares.
 """
 
 from __future__ import annotations
 
 import itertools
-from functools import partial
 from typing import Callable, Iterator
 
 import torch
@@ -21,129 +21,69 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from genlab.builder import build_module, build_optimizers
+from genlab.builder import build_family, build_optimizers, model_nodes
 from genlab.data.datamodule import to_signed_unit
 from genlab.data.sources import LabeledImages
-from genlab.modules.base import GenerativeModule
-from genlab.modules.diffusion import DenoisingModule, DiffusionModule
-from genlab.modules.flow import TIME_SCALE
-from genlab.modules.vae import VAEModule
-from genlab.objectives import (
-    adversarial_loss,
-    clip_weights_,
-    gaussian_kl_divergence,
-    gradient_penalty,
-    reconstruction_loss,
-    reparameterize,
-)
+from genlab.ema import ExponentialMovingAverage, build_ema
+from genlab.families.base import Family, OneLossFamily
+from genlab.families.gan import GAN
 
 Batch = tuple[Tensor, Tensor]
 Step = Callable[[Tensor, Tensor], None]
 
 
-def networks_of(cfg: DictConfig, device: torch.device) -> GenerativeModule:
-    """The LightningModule exactly as genlab.builder.build makes it; the plain loop uses its nets only."""
-    return build_module(cfg).to(device).train()
-
-
-def adversarial_step(module: GenerativeModule, cfg: DictConfig) -> Step:
-    """genlab/modules/gan.py's training_step without Lightning: a critic step on every batch,
-    a generator step on every n_critic-th, one fake batch shared by both; nothing logged."""
-    generator, critic = module.generator, module.discriminator
+def optimizers_of(family: Family, cfg: DictConfig) -> tuple[list[torch.optim.Optimizer], float | None]:
+    """One optimizer per role of the family, as genlab's loops make them, and optimizer.clip_grad_norm."""
     factories = build_optimizers(cfg)
-    opt_g, opt_d = factories["generator"](generator.parameters()), factories["discriminator"](critic.parameters())
-    objective = adversarial_loss(cfg.model.loss)
-    regularizers = {name: node for name, node in (cfg.model.get("regularizers") or {}).items() if node is not None}
-    unknown = set(regularizers) - {"gradient_penalty", "weight_clipping"}
-    if unknown:
-        raise SystemExit(f"the plain loop writes out gradient_penalty and weight_clipping only, not {sorted(unknown)}")
-    gp_weight = regularizers["gradient_penalty"].weight if "gradient_penalty" in regularizers else 0.0
-    clip_value = regularizers["weight_clipping"].clip_value if "weight_clipping" in regularizers else None
-    n_critic = cfg.model.n_critic
-    latent_dim, conditional = cfg.model.latent_dim, cfg.model.num_classes > 0
+    return [factories[role](family.parameters_of(role)) for role in family.roles], factories["clip_grad_norm"]
+
+
+def take_step(optimizer: torch.optim.Optimizer, loss: Tensor, parameters: list[torch.nn.Parameter], clip: float | None) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(parameters, clip)
+    optimizer.step()
+
+
+def adversarial_step(gan: GAN, cfg: DictConfig, ema: ExponentialMovingAverage | None) -> Step:
+    """A critic step on every batch, a generator step on every n_critic-th, one fake batch shared by both
+    (genlab/modules/two_player.py's order), by hand; nothing logged."""
+    (opt_g, opt_d), clip = optimizers_of(gan, cfg)
+    generator_parameters, critic_parameters = list(gan.parameters_of("generator")), list(gan.parameters_of("discriminator"))
     critic_steps = itertools.count(1)
 
     def step(real: Tensor, labels: Tensor) -> None:
-        labels = labels if conditional else None
-        generator_turn = next(critic_steps) % n_critic == 0
+        labels = gan.labels_of(labels)
+        k = next(critic_steps)
+        generator_turn = gan.is_generator_turn(k)
         with torch.set_grad_enabled(generator_turn):
-            fake = generator(torch.randn(real.shape[0], latent_dim, device=real.device), labels)
-        d_loss = objective.discriminator(critic(real, labels), critic(fake.detach(), labels))
-        if gp_weight > 0:
-            d_loss = d_loss + gp_weight * gradient_penalty(partial(critic, labels=labels), real, fake)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        if clip_value is not None:
-            clip_weights_(critic, clip_value)
+            real, fake = gan.augmented(real, gan.generate(len(real), labels))
+        d_loss, logs = gan.critic_loss(real, fake, labels, k)
+        take_step(opt_d, d_loss, critic_parameters, clip)
+        gan.after_critic_step()
+        gan.observe(logs["d_real_sign"], len(real), k)
         if generator_turn:
-            critic.requires_grad_(False)  # as Lightning's toggle_optimizer: the generator's loss makes no critic gradients
-            g_loss = objective.generator(critic(fake, labels))
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            critic.requires_grad_(True)
+            gan.discriminator.requires_grad_(False)  # as Lightning's toggle_optimizer: no critic gradients from G's loss
+            g_loss, _ = gan.generator_loss(real, fake, labels)
+            take_step(opt_g, g_loss, generator_parameters, clip)
+            gan.discriminator.requires_grad_(True)
+            if ema is not None:
+                ema.update(gan.image_network())
 
     return step
 
 
-def vae_step(module: GenerativeModule, cfg: DictConfig) -> Step:
-    """genlab/modules/vae.py's training step without Lightning: minimise the negative ELBO; nothing logged."""
-    encoder, decoder = module.encoder, module.decoder
-    optimizer = build_optimizers(cfg)["generator"]([*encoder.parameters(), *decoder.parameters()])
-    reconstruction = reconstruction_loss(cfg.model.likelihood)
-    kl_weight, conditional = cfg.model.kl_weight, cfg.model.num_classes > 0
+def one_loss_step(family: OneLossFamily, cfg: DictConfig, ema: ExponentialMovingAverage | None) -> Step:
+    """Minimise the family's loss (genlab/modules/one_player.py's step: the ELBO, the denoising losses with
+    label dropout), by hand: one optimizer, gradient clipping, the EMA after each step; nothing logged."""
+    (optimizer,), clip = optimizers_of(family, cfg)
+    parameters = list(family.parameters_of("generator"))
 
     def step(images: Tensor, labels: Tensor) -> None:
-        labels = labels if conditional else None
-        mu, logvar = encoder(images, labels)
-        z = reparameterize(mu, logvar)
-        nll = reconstruction(decoder(z, labels), (images + 1) / 2)
-        loss = (nll + kl_weight * gaussian_kl_divergence(mu, logvar)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
-
-
-def denoising_step(module: DenoisingModule, cfg: DictConfig) -> Step:
-    """genlab/modules/diffusion.py's and flow.py's training step without Lightning, written out: the DDPM
-    (eps or v) or flow-matching loss, label dropout for conditional models, gradient-norm clipping
-    (trainer.gradient_clip_val) and the EMA of the UNet after each step, as genlab does; nothing logged."""
-    net = module.denoiser
-    optimizer = build_optimizers(cfg)["generator"](net.parameters())
-    clip = cfg.trainer.get("gradient_clip_val")
-    average = [p.detach().clone() for p in net.parameters()] if module.ema is not None else None
-    decay = module.ema.decay if module.ema is not None else 0.0
-    conditional, dropout, null = module.conditional, module.label_dropout, module.num_classes
-    ddpm = isinstance(module, DiffusionModule)
-    abar = module.schedule.alphas_cumprod.to(next(net.parameters()).device) if ddpm else None
-
-    def step(images: Tensor, labels: Tensor) -> None:
-        if conditional:
-            labels = torch.where(torch.rand(labels.shape, device=labels.device) < dropout, torch.full_like(labels, null), labels)
-        else:
-            labels = None
-        noise = torch.randn_like(images)
-        if ddpm:
-            t = torch.randint(0, len(abar), (len(images),), device=images.device)
-            a = abar[t].view(-1, 1, 1, 1)
-            noisy = a.sqrt() * images + (1 - a).sqrt() * noise
-            target = noise if module.schedule.prediction == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * images
-            prediction = net(noisy, t.float(), labels)
-        else:
-            t = torch.rand(len(images), device=images.device).view(-1, 1, 1, 1)
-            prediction = net((1 - t) * noise + t * images, t.flatten() * TIME_SCALE, labels)
-            target = images - noise
-        loss = (prediction - target).pow(2).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
-        optimizer.step()
-        if average is not None:
-            torch._foreach_lerp_(average, [p.detach() for p in net.parameters()], 1 - decay)
+        take_step(optimizer, family.loss(images, family.labels_of(labels))["loss"], parameters, clip)
+        if ema is not None:
+            ema.update(family.image_network())
 
     return step
 
@@ -188,10 +128,9 @@ def loader_batches(data: LabeledImages, batch_size: int, device: torch.device, w
 
 
 def plain_stepper(cfg: DictConfig, batches: Iterator[Batch], device: torch.device) -> Callable[[], None]:
-    """One plain-loop training step on the next batch of `batches` per call, with networks of its own."""
-    module = networks_of(cfg, device)
-    if isinstance(module, DenoisingModule):
-        step = denoising_step(module, cfg)
-    else:
-        step = vae_step(module, cfg) if isinstance(module, VAEModule) else adversarial_step(module, cfg)
+    """One plain-loop training step on the next batch of `batches` per call, with a family (and EMA) of its own."""
+    family = build_family(cfg).to(device).train()
+    ema = build_ema(family.image_network(), model_nodes(cfg)[1])
+    ema = ema.to(device) if ema is not None else None
+    step = adversarial_step(family, cfg, ema) if isinstance(family, GAN) else one_loss_step(family, cfg, ema)
     return lambda: step(*next(batches))

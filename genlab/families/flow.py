@@ -1,9 +1,8 @@
-"""How flow matching trains: regress the straight path's velocity (Liu et al. 2022; Lipman et al. 2022).
+"""Flow matching's math (Liu et al. 2022; Lipman et al. 2022): regress the straight path's velocity.
 
 x_0 ~ N(0, I), x_1 a training image, t ~ U(0, 1) (or logit-normal), x_t = (1 - t) x_0 + t x_1;
 the net learns v(x_t, t) ~ x_1 - x_0, and sampling integrates dx/dt = v from noise at t = 0 to an
-image at t = 1 (Euler or Heun, genlab/diffusion/samplers.py). Everything else (one optimizer,
-EMA, classifier-free guidance, sampler options) is `DenoisingModule`'s.
+image at t = 1 (Euler or Heun, genlab/diffusion/samplers.py).
 """
 
 from __future__ import annotations
@@ -17,13 +16,13 @@ from genlab.diffusion.losses import flow_matching_loss
 from genlab.diffusion.paths import check_time_distribution, linear_path
 from genlab.diffusion.samplers import FLOW_SAMPLERS, check_method, sample_flow
 from genlab.errors import is_number, require
-from genlab.modules.diffusion import DenoisingModule
+from genlab.families.denoising import Denoising
 
 # the net sees t * TIME_SCALE, so that its sinusoidal time embedding spans the range it has for DDPM's 1000 steps
 TIME_SCALE = 1000.0
 
 
-class FlowMatchingModule(DenoisingModule):
+class FlowMatching(Denoising):
     """Rectified flow / conditional flow matching with the linear path; conditional with num_classes > 0.
 
     `time_distribution`: uniform, or logit_normal with `time_mean`, `time_std` (Esser et al. 2024).
@@ -32,7 +31,6 @@ class FlowMatchingModule(DenoisingModule):
     def __init__(
         self,
         net: Mapping[str, nn.Module],
-        optimizer: Mapping[str, Any],
         image_shape: tuple[int, ...],
         time_distribution: str = "uniform",
         time_mean: float = 0.0,
@@ -40,14 +38,11 @@ class FlowMatchingModule(DenoisingModule):
         num_classes: int = 0,
         label_dropout: float = 0.1,
         sampler: Mapping[str, Any] | None = None,
-        ema: Mapping[str, Any] | None = None,
-        on_nonfinite: str = "stop",
-        speed: Mapping[str, Any] | None = None,
     ) -> None:
         check_time_distribution(time_distribution)
         require(is_number(time_std) and time_std > 0, "model.time_std", time_std, "a positive number")
         require(is_number(time_mean), "model.time_mean", time_mean, "a number")
-        super().__init__(net, optimizer, image_shape, num_classes, label_dropout, sampler, ema, on_nonfinite, speed)
+        super().__init__(net, image_shape, num_classes, label_dropout, sampler)
         self.time_distribution, self.time_mean, self.time_std = time_distribution, float(time_mean), float(time_std)
         if "method" in self.sampler_defaults:
             check_method(self.sampler_defaults["method"], FLOW_SAMPLERS)
@@ -58,7 +53,8 @@ class FlowMatchingModule(DenoisingModule):
             return self.draw((n,), generator, kind="uniform")
         return torch.sigmoid(self.time_mean + self.time_std * self.draw((n,), generator))
 
-    def loss(self, images: Tensor, labels: Tensor | None, generator: torch.Generator | None = None) -> Tensor:
+    def objective(self, images: Tensor, labels: Tensor | None, generator: torch.Generator | None = None) -> Tensor:
+        """E || v(x_t, t) - (x_1 - x_0) ||^2 on the linear path (Lipman et al. 2022, eq. 23)."""
         noise = self.draw(tuple(images.shape), generator)
         t = self.sample_times(len(images), generator)
         return flow_matching_loss(self.predict(linear_path(noise, images, t), t, labels), noise, images)
