@@ -18,10 +18,10 @@ from genlab.data.datamodule import to_signed_unit
 from genlab.generation import sample_batches
 from genlab.metrics.conditioning import label_accuracy, requested_labels
 from genlab.metrics.coverage import class_coverage
-from genlab.metrics.domain_classifier import load_or_train
+from genlab.metrics.domain_classifier import judge_record, load_or_train
 from genlab.metrics.features import ClassifierFeatures, extract
 from genlab.metrics.quality import fid
-from genlab.modules.base import GenerativeModule
+from genlab.modules.base import TrainingModule
 
 
 class SampleQuality(pl.Callback):
@@ -39,25 +39,25 @@ class SampleQuality(pl.Callback):
         self.sampler = dict(sampler or {})
         self.extractor: ClassifierFeatures | None = None
         self.real: torch.Tensor | None = None
+        # which domain classifier judged: its cache key and weights' hash, for summary.json (genlab report compares them)
+        self.judge: dict[str, Any] | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         datamodule = trainer.datamodule
-        if not isinstance(pl_module, GenerativeModule) or datamodule is None or not datamodule.val_size:
+        if not isinstance(pl_module, TrainingModule) or datamodule is None or not datamodule.val_size:
             return
-        def judge() -> ClassifierFeatures:
-            extractor, _ = load_or_train(
-                self.cache_dir, datamodule.name, datamodule.split, datamodule.num_classes,
-                self.classifier_settings, pl_module.device,
-            )
-            return extractor
+        def judge() -> tuple[ClassifierFeatures, dict[str, Any]]:
+            return load_or_train(self.cache_dir, datamodule.name, datamodule.split, datamodule.num_classes,
+                                 self.classifier_settings, pl_module.device)
 
         # under DDP rank 0 trains (or loads) the cached classifier first; the others then load it
         if trainer.is_global_zero:
-            self.extractor = judge()
+            self.extractor, facts = judge()
             trainer.strategy.barrier("domain classifier")
         else:
             trainer.strategy.barrier("domain classifier")
-            self.extractor = judge()
+            self.extractor, facts = judge()
+        self.judge = {"classifier": judge_record(facts), "metrics": ["val/fid", "val/coverage_entropy", "val/label_accuracy"]}
         real_images = to_signed_unit(datamodule.split("val").images)
         self.real = extract(self.extractor, real_images, self.batch_size, pl_module.device, progress=False)
 
@@ -70,6 +70,6 @@ class SampleQuality(pl.Callback):
         coverage = class_coverage(probabilities)
         pl_module.log("val/fid", fid(self.real, fake))
         pl_module.log("val/coverage_entropy", coverage.entropy)
-        if pl_module.conditional:
-            labels = requested_labels(len(fake), pl_module.num_classes)
+        if pl_module.family.conditional:
+            labels = requested_labels(len(fake), pl_module.family.num_classes)
             pl_module.log("val/label_accuracy", label_accuracy(probabilities, labels))

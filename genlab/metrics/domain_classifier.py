@@ -1,12 +1,18 @@
-"""The domain classifier genlab trains once per data set and caches: fast features for a
-"classifier FID" and class predictions for mode coverage (and the Inception Score).
+"""The domain classifier genlab trains once per data set and judge settings, and caches: fast features
+for a "classifier FID" and class predictions for mode coverage (and the Inception Score).
 
-Cached as <cache_dir>/classifiers/<data name>.pt with its own test accuracy, so every later
-evaluation of that data set uses the same judge.
+The cache is keyed by everything that makes the classifier (its architecture's version, the training
+images and labels it learns from, its settings: `classifier.*`), as
+<cache_dir>/classifiers/<data name>-<key>.pt with its own test accuracy. A run that trains its
+classifier with other settings gets its own entry instead of becoming the judge of every later run,
+and the key (with the weights' hash) goes into metrics.json and summary.json beside each number it
+judged, so that two numbers measured under different judges can be told apart (`genlab report` says so).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -23,9 +29,46 @@ from genlab.nets.classifier import Classifier
 
 log = logging.getLogger("genlab")
 
+# bumped whenever genlab/nets/classifier.py or the training below changes what a given key trains
+ARCHITECTURE = "classifier-v1"
+# what of `classifier.*` shapes the classifier (its cache key)
+SETTINGS = ("epochs", "batch_size", "lr", "base_channels", "feature_dim", "seed")
 
-def classifier_path(cache_dir: str | Path, data_name: str) -> Path:
-    return Path(cache_dir).expanduser() / "classifiers" / f"{data_name}.pt"
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """sha256 of the tensors' bytes, shapes and dtypes: the same data gives the same digest on any machine."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+    return digest.hexdigest()
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 of a network's state_dict, in key order: what `metrics.json` records of the judge's weights."""
+    state = module.state_dict()
+    return tensor_digest(*(state[name] for name in sorted(state)))
+
+
+def judge_key(data_name: str, train: LabeledImages, num_classes: int, settings: Mapping[str, Any]) -> str:
+    """The cache key of the classifier these inputs train: 12 hex digits of a sha256 over all of them."""
+    made_of = {
+        "architecture": ARCHITECTURE, "data": data_name, "num_classes": num_classes,
+        "train_split": tensor_digest(train.images, train.labels),
+        "settings": {name: settings.get(name) for name in SETTINGS},
+    }
+    return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def judge_record(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """What metrics.json and summary.json record of the classifier that judged: its cache key, the sha256 of
+    its weights, its settings and its test accuracy (not where this machine keeps it)."""
+    return {name: facts[name] for name in ("key", "weights_sha256", "settings", "test_accuracy")}
+
+
+def classifier_path(cache_dir: str | Path, data_name: str, key: str) -> Path:
+    return Path(cache_dir).expanduser() / "classifiers" / f"{data_name}-{key}.pt"
 
 
 @torch.no_grad()
@@ -77,18 +120,20 @@ def load_or_train(
     settings: Mapping[str, Any],
     device: str | torch.device = "cpu",
 ) -> tuple[ClassifierFeatures, dict[str, Any]]:
-    """The cached classifier of a data set, training it first if there is none.
+    """The cached classifier of a data set and these settings, training it first if there is none.
 
-    `splits` is called as splits("train") and splits("test") only when training is needed.
-    Returns the frozen feature extractor and the cache entry's facts (test accuracy, stamp).
+    `splits` is called as splits("train") (the key is made of it) and splits("test") only when training
+    is needed. Returns the frozen feature extractor and the judge's facts: its cache `key`, its
+    `weights_sha256`, `settings`, `test_accuracy` and `path`.
     """
-    path = classifier_path(cache_dir, data_name)
+    train = splits("train")
+    key = judge_key(data_name, train, num_classes, settings)
+    path = classifier_path(cache_dir, data_name, key)
     if path.is_file():
         saved = load_checkpoint(path)
     else:
         log.info("training the %s domain classifier once (cached as %s) ...", data_name, path)
         start = time.perf_counter()
-        train = splits("train")
         classifier, test_accuracy = train_classifier(train, splits("test"), num_classes, settings, device)
         saved = {
             "state_dict": {k: v.cpu() for k, v in classifier.state_dict().items()},
@@ -99,13 +144,14 @@ def load_or_train(
                 "feature_dim": settings["feature_dim"],
             },
             "test_accuracy": test_accuracy,
-            "stamp": f"{int(time.time())}",
-            "epochs": settings["epochs"],
+            "key": key,
+            "settings": {name: settings.get(name) for name in SETTINGS},
         }
         atomic_torch_save(saved, path)
         log.info("%s classifier: %.2f%% test accuracy, trained in %.0f s", data_name, 100 * test_accuracy, time.perf_counter() - start)
     config = saved["config"]
     classifier = Classifier(config["image_shape"], config["num_classes"], config["base_channels"], config["feature_dim"])
     classifier.load_state_dict(saved["state_dict"])
-    facts = {"path": str(path), "test_accuracy": saved["test_accuracy"], "stamp": saved["stamp"]}
+    facts = {"key": key, "weights_sha256": weights_digest(classifier), "settings": saved["settings"],
+             "test_accuracy": saved["test_accuracy"], "path": str(path)}
     return ClassifierFeatures(classifier).to(device), facts

@@ -8,6 +8,7 @@ Both take images as genlab's generators make them: (N, C, H, W) floats in [-1, 1
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import warnings
 from pathlib import Path
@@ -138,6 +139,18 @@ class InceptionFeatures(nn.Module):
         self.backbone, self.source = load_inception(weights)
         self.requires_grad_(False)
         self.eval()
+
+    @property
+    def weights_sha256(self) -> str:
+        """sha256 of the weights file (or, for torchmetrics' network, of its state_dict): which Inception judged."""
+        path = Path(self.source)
+        if path.is_file():
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.backbone.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     def train(self, mode: bool = True) -> "InceptionFeatures":
         return super().train(False)  # a LightningModule's .train() must not touch batch-norm statistics
