@@ -12,7 +12,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-# name -> (module with a `main()` entry point reading sys.argv, one-line description)
+# name -> (module with a `main(argv)` entry point, one-line description): a Hydra command's main takes the
+# whole `genlab <command> ...` line, report's its own arguments
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("genlab.commands.train", "train a model: genlab train model=wgan_gp data=cifar10"),
     "eval": ("genlab.commands.evaluate", "sample-quality metrics: genlab eval ckpt_path=<run>/checkpoints/best.ckpt"),
@@ -34,27 +35,10 @@ commands:
 model/net) shows each option of a group with its keys and default values.
 """
 
-# The full command line of this process, kept so that the subcommand can be put back into
-# sys.argv while it runs: Lightning's DDP launcher re-executes sys.argv for the other ranks.
-_invocation: list[str] = []
-
-
 def usage() -> str:
     width = max(map(len, SUBCOMMANDS))
     lines = [f"  {name:<{width}}  {about}" for name, (_, about) in SUBCOMMANDS.items()]
     return USAGE.format(commands="\n".join(lines))
-
-
-@contextmanager
-def full_command_line() -> Iterator[None]:
-    """Within this block sys.argv is the whole `genlab <command> ...` line again."""
-    hydra_argv = sys.argv
-    if _invocation:
-        sys.argv = list(_invocation)
-    try:
-        yield
-    finally:
-        sys.argv = hydra_argv
 
 
 @contextmanager
@@ -112,14 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in HYDRA_APPS and any(flag in argv[2:] for flag in ("-h", "--help")):
         with reader_may_leave():
             return command_help(command, argv[2:])
-    _invocation[:] = argv
-    sys.argv = [argv[0], *argv[2:]]  # Hydra parses sys.argv[1:] as its overrides
     module = importlib.import_module(SUBCOMMANDS[command][0])
     if command in HYDRA_APPS:
-        result = module.main()
+        result = module.main(argv)
     else:
         with reader_may_leave():  # `genlab report --help | head -1`
-            result = module.main()
+            result = module.main(argv[2:])
     return result if isinstance(result, int) else 0
 
 

@@ -37,6 +37,18 @@ class DivergenceError(GenlabError):
     """A loss became NaN or infinite; training stopped before that step touched the weights."""
 
 
+class TrainingInterrupted(GenlabError):
+    """Training stopped on a signal after writing a resumable checkpoint (genlab/callbacks/interrupt.py)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum  # the shell's convention for "ended by signal N"
+
+    def __reduce__(self) -> tuple:  # a sweep job in another process (hydra/launcher=parallel) sends it back
+        return (type(self), (str(self), self.signum))
+
+
 def require(valid: bool, key: str, value: Any, expected: str) -> None:
     """Refuse a config value where it is used, naming its key: `key=value is not valid: it must be ...`."""
     if not valid:
@@ -89,14 +101,6 @@ def user_error(error: BaseException) -> GenlabError | None:
     return None
 
 
-def in_sweep() -> bool:
-    """True inside a job of `-m/--multirun`."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 def record_in_log_files(message: str) -> None:
     """Write an error into the run's log files only: the console shows it once, as `genlab: error:`."""
     record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
@@ -106,18 +110,19 @@ def record_in_log_files(message: str) -> None:
 
 
 @contextmanager
-def report_user_errors(on_failure: Callable[[BaseException, GenlabError | None], None] | None = None) -> Iterator[None]:
+def report_user_errors(
+    on_failure: Callable[[BaseException, GenlabError | None], None] | None = None, sweep: bool = False
+) -> Iterator[None]:
     """Around a command's work: a GenlabError becomes one line on stderr and its exit code.
 
-    Inside a sweep the error is re-raised instead, so Hydra records the failed job and runs the
-    others. Any other exception is a bug and keeps its traceback. The error reaches the run's log
-    file before `on_failure` runs, since that may remove a run folder that holds nothing else.
+    Inside a sweep's job (`sweep`) the error is re-raised instead, so Hydra records the failed job and
+    runs the others. Any other exception is a bug and keeps its traceback. The error reaches the run's
+    log file before `on_failure` runs, since that may remove a run folder that holds nothing else.
     """
     try:
         yield
     except Exception as error:
         mistake = user_error(error)
-        sweep = in_sweep()
         if mistake is not None and not sweep:
             record_in_log_files(str(mistake))
         if on_failure is not None:

@@ -20,7 +20,7 @@ from torch import nn
 from genlab.commands.app import LIGHTNING_INFO_LOGGER, silence_library_noise
 from genlab.run.atomic import atomic_write, atomic_write_json
 from genlab.run.checkpoints import CheckpointReadError, UnsafeCheckpointError, atomic_torch_save, load_checkpoint
-from genlab.run.folder import discard_refused_run, remember_if_new
+from genlab.run.folder import discard_refused_run, first_missing
 from genlab.run.load import CheckpointMismatchError, load_weights
 from genlab.errors import DivergenceError
 from genlab.builder import build
@@ -37,13 +37,13 @@ def genlab(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedPro
 
 def poison(model, at_critic_step: int) -> None:
     """Make the discriminator loss NaN from the given critic step on."""
-    honest = model.critic_loss
+    honest = model.family.critic_loss
 
     def critic_loss(*args, **kwargs):
         loss, logs = honest(*args, **kwargs)
-        return (loss * float("nan"), logs) if model.critic_steps >= at_critic_step else (loss, logs)
+        return (loss * float("nan"), logs) if model.progress.critic_steps >= at_critic_step else (loss, logs)
 
-    model.critic_loss = critic_loss
+    model.family.critic_loss = critic_loss
 
 
 def test_a_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(compose_train, fake_data_root):
@@ -64,7 +64,7 @@ def test_on_nonfinite_skip_skips_the_bad_steps_and_trains_on(compose_train, fake
     datamodule, model, trainer = build(cfg)
     poison(model, at_critic_step=6)
     trainer.fit(model, datamodule=datamodule)
-    assert model.skipped_steps == 3 and model.critic_steps == 8
+    assert model.progress.skipped_steps == 3 and model.progress.critic_steps == 8
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
@@ -167,10 +167,13 @@ def test_a_checkpoint_of_another_model_names_the_first_tensor_that_differs(tmp_p
         load_weights(model, other, "x.ckpt")
 
 
+RUN = Path("outputs") / "train" / "runs" / "2026-01-01_00-00-00_000000"
+
+
 def refused_run(tmp_path: Path, status: str = "failed") -> Path:
     """A run folder as a refused `genlab train` leaves it: .hydra/, train.log, summary.json."""
-    folder = tmp_path / "outputs" / "train" / "runs" / "2026-01-01_00-00-00_000000"
-    remember_if_new(folder)
+    folder = tmp_path / RUN
+    assert first_missing(folder) == tmp_path / "outputs"  # what the command created for it: outputs/ and below
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "config.yaml").write_text("seed: 1\n")
     (folder / "train.log").write_text("")
@@ -180,32 +183,32 @@ def refused_run(tmp_path: Path, status: str = "failed") -> Path:
 
 def test_a_refused_run_folder_goes_with_the_parents_made_for_it(tmp_path):
     refused_run(tmp_path)
-    assert discard_refused_run(tmp_path / "outputs" / "train" / "runs" / "2026-01-01_00-00-00_000000")
+    assert discard_refused_run(tmp_path / RUN, tmp_path / "outputs")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_run_folder_with_checkpoints_is_kept(tmp_path):
     folder = refused_run(tmp_path)
     (folder / "checkpoints").mkdir()
-    assert not discard_refused_run(folder) and folder.is_dir()
+    assert not discard_refused_run(folder, tmp_path / "outputs") and folder.is_dir()
 
 
 def test_a_run_folder_of_a_completed_run_is_kept(tmp_path):
     folder = refused_run(tmp_path, status="completed")
-    assert not discard_refused_run(folder) and folder.is_dir()
+    assert not discard_refused_run(folder, tmp_path / "outputs") and folder.is_dir()
 
 
 def test_a_run_folder_that_existed_before_the_command_is_kept(tmp_path):
     folder = tmp_path / "mine"
     (folder / ".hydra").mkdir(parents=True)
-    remember_if_new(folder)  # it exists already: this command did not make it
-    assert not discard_refused_run(folder) and (folder / ".hydra").is_dir()
+    assert first_missing(folder) is None  # it exists already: this command did not make it
+    assert not discard_refused_run(folder, first_missing(folder)) and (folder / ".hydra").is_dir()
 
 
 def test_the_parents_of_a_refused_run_stay_while_they_hold_another_run(tmp_path):
     folder = refused_run(tmp_path)
     (folder.parent / "another_run").mkdir()
-    assert discard_refused_run(folder)
+    assert discard_refused_run(folder, tmp_path / "outputs")
     assert [p.name for p in folder.parent.iterdir()] == ["another_run"]
 
 

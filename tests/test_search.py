@@ -202,7 +202,7 @@ def test_the_report_offers_a_search_trial_a_single_run_command_not_a_new_search(
     assert resume_command(run, tmp_path / "last.ckpt") == f"genlab train model=vae optimizer.lr=0.001 ckpt_path={tmp_path / 'last.ckpt'}"
 
 
-def test_resume_sweep_continues_an_unfinished_job_from_its_checkpoint_in_its_own_folder(tmp_path, monkeypatch):
+def test_resume_sweep_continues_an_unfinished_job_from_its_checkpoint_in_its_own_folder(tmp_path):
     from omegaconf import OmegaConf
 
     import genlab.run.sweep_rerun as rerun
@@ -214,17 +214,16 @@ def test_resume_sweep_continues_an_unfinished_job_from_its_checkpoint_in_its_own
     (job / "summary.json").write_text(json.dumps({"status": "failed", "metrics": {}}))
     cfg = OmegaConf.create({"resume_sweep": True, "ckpt_path": None, "resume_in": "new", "optimized_metric": "val/loss",
                             "paths": {"output_dir": str(job)}})
-    monkeypatch.setattr(rerun, "in_sweep", lambda: True)
-    assert rerun.earlier_result(cfg) is None  # failed: run again ...
-    resumed = rerun.resumed_in_place(cfg)
+    assert rerun.earlier_result(cfg, in_sweep=True) is None  # failed: run again ...
+    resumed = rerun.resumed_in_place(cfg, in_sweep=True)
     assert (resumed.ckpt_path, resumed.resume_in) == (str(job / "checkpoints" / "last.ckpt"), "same")  # ... from its checkpoint
     (job / "checkpoints" / "interrupted.ckpt").write_bytes(b"")  # an older signal's checkpoint gives way to a later epoch's
     os.utime(job / "checkpoints" / "interrupted.ckpt", ns=(1, 1))
-    assert rerun.resumed_in_place(cfg).ckpt_path == str(job / "checkpoints" / "last.ckpt")
+    assert rerun.resumed_in_place(cfg, in_sweep=True).ckpt_path == str(job / "checkpoints" / "last.ckpt")
     (job / "summary.json").write_text(json.dumps({"status": "completed", "metrics": {"val/loss": 2.5}}))
-    assert rerun.earlier_result(cfg).value == 2.5
-    monkeypatch.setattr(rerun, "in_sweep", lambda: False)  # a single run ignores the flag
-    assert rerun.earlier_result(cfg) is None and rerun.resumed_in_place(cfg) is None
+    assert rerun.earlier_result(cfg, in_sweep=True).value == 2.5
+    # a single run ignores the flag
+    assert rerun.earlier_result(cfg, in_sweep=False) is None and rerun.resumed_in_place(cfg, in_sweep=False) is None
 
 
 @pytest.mark.parametrize("override, key, leaves_folder", [
@@ -282,7 +281,7 @@ def validate(callback, epoch: int, updates_per_epoch: int, value: float) -> None
     import torch
 
     trainer = SimpleNamespace(sanity_checking=False, current_epoch=epoch, callback_metrics={"val/loss": torch.tensor(value)})
-    module = SimpleNamespace(generator_steps=(epoch + 1) * updates_per_epoch, progress=lambda: {})
+    module = SimpleNamespace(generator_steps=(epoch + 1) * updates_per_epoch, progress=SimpleNamespace(axis=lambda: {}))
     callback.on_validation_end(trainer, module)
 
 
@@ -308,11 +307,10 @@ def test_a_trial_under_ddp_is_refused_before_it_trains_since_a_pruned_rank_would
     from genlab.errors import ConfigError
     from genlab.search.pruning import OptunaPruning
 
-    monkeypatch.setattr("genlab.search.trial.current_trial_id", lambda: 7)
     with pytest.raises(ConfigError, match=r"^trainer.devices: an Optuna trial trains on one device, not 2 processes"):
-        OptunaPruning("val/loss").setup(SimpleNamespace(world_size=2, is_global_zero=True), None, "fit")
-    monkeypatch.setattr("genlab.search.trial.current_trial_id", lambda: None)  # a plain run under DDP: nothing to do
-    OptunaPruning("val/loss").setup(SimpleNamespace(world_size=2, is_global_zero=True), None, "fit")
+        OptunaPruning("val/loss", trial_id=7).setup(SimpleNamespace(world_size=2, is_global_zero=True), None, "fit")
+    # a plain run under DDP (no trial id): nothing to do
+    OptunaPruning("val/loss", trial_id=None).setup(SimpleNamespace(world_size=2, is_global_zero=True), None, "fit")
 
 
 def test_a_trial_that_ends_with_a_nan_metric_fails_for_good_and_is_not_run_again(tmp_path):

@@ -16,19 +16,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from genlab.errors import GenlabError
-
-
-class TrainingInterrupted(GenlabError):
-    """Training stopped on a signal after writing a resumable checkpoint."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.signum = signum
-        self.exit_code = 128 + signum  # the shell's convention for "ended by signal N"
-
-    def __reduce__(self) -> tuple:  # a sweep job in another process (hydra/launcher=parallel) sends it back
-        return (type(self), (str(self), self.signum))
+from genlab.errors import TrainingInterrupted
 
 
 class SignalLatch:

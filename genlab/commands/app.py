@@ -1,46 +1,70 @@
-"""What every genlab Hydra command shares: the config resolvers, the whole command line back in
-sys.argv while it runs (Lightning's DDP launcher re-executes it), user errors as one line (and no
-run folder left by a refused command), and no library noise that says nothing about the run.
+"""What every genlab Hydra command shares: the set-up before Hydra runs (config resolvers, genlab's sweeper,
+no library noise), the whole command line back in sys.argv while it runs (Lightning's DDP launcher
+re-executes it), the facts of the Hydra job read once and handed down, user errors as one line (and no
+run folder left by a refused command).
 
     @hydra_app("eval")
-    def main(cfg: DictConfig) -> None: ...
+    def main(cfg: DictConfig, job: Job) -> None: ...
+
+    main(["genlab", "eval", "ckpt_path=..."])      # what genlab/cli.py calls
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.cli import full_command_line
-from genlab.errors import GenlabError, in_sweep, report_user_errors
+from genlab.errors import GenlabError, report_user_errors
 
 Result = TypeVar("Result")
-FailureHook = Callable[[DictConfig, BaseException, "GenlabError | None"], None]
+FailureHook = Callable[[DictConfig, "Job", BaseException, "GenlabError | None"], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """The Hydra job a command runs as, read from Hydra once, here: code below genlab/commands/ is given
+    what it needs of it as arguments."""
+
+    output_dir: Path
+    # where Hydra keeps this job's config (.hydra, or .hydra/continued_<time> when a run goes on in its folder)
+    config_dir: Path | None
+    # this job's own command-line overrides (a sweep job's: its share of the sweep)
+    overrides: list[str] = field(default_factory=list)
+    in_sweep: bool = False
+
+    @classmethod
+    def current(cls) -> Job:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra = HydraConfig.get()
+        output_dir = Path(hydra.runtime.output_dir)
+        return cls(output_dir, output_dir / hydra.output_subdir if hydra.output_subdir else None,
+                   list(hydra.overrides.task), hydra.mode == RunMode.MULTIRUN)
 
 
 def register_resolvers() -> None:
     """Resolvers that configs/hydra/default.yaml, shared by every command, relies on."""
+    from genlab.run.resume import output_subdir, run_dir
+    from genlab.run.sweep_rerun import output_subdir as rerun_output_subdir
+
     # Sweep job folders are named after their overrides; a group override like model/net=mlp
     # must not turn into nested folders.
     OmegaConf.register_new_resolver("path_safe", lambda text: str(text).replace("/", "."), replace=True)
     # `genlab train ckpt_path=... resume_in=same` continues in the checkpoint's own run folder
-    from genlab.run.resume import output_subdir, run_dir
-
     OmegaConf.register_new_resolver("resume_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("resume_output_subdir", output_subdir, replace=True)
     # `genlab train -m ... resume_sweep=true` keeps each job's own .hydra/ too
-    from genlab.run.sweep_rerun import output_subdir as rerun_output_subdir
-
     OmegaConf.register_new_resolver("rerun_output_subdir", rerun_output_subdir, replace=True)
 
-
-register_resolvers()
 
 # Lightning's rank_zero_info messages all go through this logger ("GPU available: ...", "`Trainer.fit`
 # stopped: ..."); only its advertisements for the litlogger and litmodels packages are dropped.
@@ -70,47 +94,75 @@ def silence_library_noise() -> None:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
 
 
-silence_library_noise()
+def set_up() -> None:
+    """Everything a command needs in place before Hydra composes its config, done when it starts, not on import."""
+    from genlab.search.plugin import register_sweeper
+
+    register_resolvers()
+    register_sweeper()  # hparams_search=...: Hydra's plugin scan misses it in an editable install
+    silence_library_noise()
+
+
+@contextmanager
+def full_command_line(argv: Sequence[str]) -> Iterator[None]:
+    """Within this block sys.argv is the whole `genlab <command> ...` line `argv` again."""
+    hydra_argv = sys.argv
+    sys.argv = list(argv)
+    try:
+        yield
+    finally:
+        sys.argv = hydra_argv
 
 
 def sampler_options(cfg: DictConfig) -> dict[str, Any]:
-    """The command's `sampler` node as keyword arguments for GenerativeModule.sample."""
+    """The command's `sampler` node as keyword arguments for the family's sample()."""
     node = cfg.get("sampler")
     return {} if node is None else dict(OmegaConf.to_container(node, resolve=True))
 
 
-def discard_if_refused(mistake: GenlabError | None) -> None:
+def discard_if_refused(job: Job, mistake: GenlabError | None) -> None:
     """A single run refused for the user's input leaves no run folder (genlab.run.folder says which may go).
 
     A bug keeps its folder and log for the traceback, and a sweep keeps every failed job's folder for
     `genlab report`. The folder is Hydra's own (hydra.runtime.output_dir), whatever paths.output_dir says.
     """
-    from hydra.core.hydra_config import HydraConfig
-
+    from genlab.commands.hydra_callbacks import created_top
     from genlab.run.folder import discard_refused_run
 
-    if mistake is None or in_sweep() or not HydraConfig.initialized():
+    if mistake is None or job.in_sweep:
         return
-    discard_refused_run(Path(HydraConfig.get().runtime.output_dir))
+    discard_refused_run(job.output_dir, created_top(job.output_dir))
 
 
-def hydra_app(config_name: str, on_failure: FailureHook | None = None) -> Callable[[Callable[[DictConfig], Result]], Callable[[], Any]]:
-    """Turn `work(cfg)` into a Hydra entry point composing configs/<config_name>.yaml.
+def hydra_app(config_name: str, on_failure: FailureHook | None = None) -> Callable[[Callable[[DictConfig, Job], Result]], Callable[[Sequence[str]], Any]]:
+    """Turn `work(cfg, job)` into the command's entry point `main(argv)`, composing configs/<config_name>.yaml
+    from argv[2:] (argv: the whole `genlab <command> ...` line).
 
-    `on_failure(cfg, error, user_error)` runs before an error is reported (train records it in summary.json).
+    `on_failure(cfg, job, error, user_error)` runs before an error is reported (train records it in summary.json).
     """
 
-    def decorate(work: Callable[[DictConfig], Result]) -> Callable[[], Any]:
-        @hydra.main(config_path="pkg://genlab.configs", config_name=config_name, version_base="1.3")
+    def decorate(work: Callable[[DictConfig, Job], Result]) -> Callable[[Sequence[str]], Any]:
         @wraps(work)
-        def main(cfg: DictConfig) -> Result:
-            def after_failure(error: BaseException, mistake: GenlabError | None) -> None:
-                if on_failure is not None:
-                    on_failure(cfg, error, mistake)
-                discard_if_refused(mistake)
+        def main(argv: Sequence[str]) -> Any:
+            import hydra
 
-            with full_command_line(), report_user_errors(after_failure):
-                return work(cfg)
+            set_up()
+
+            @hydra.main(config_path="pkg://genlab.configs", config_name=config_name, version_base="1.3")
+            @wraps(work)  # Hydra names the job (its log file: train.log) after the module of the function it unwraps
+            def run(cfg: DictConfig) -> Result:
+                job = Job.current()
+
+                def after_failure(error: BaseException, mistake: GenlabError | None) -> None:
+                    if on_failure is not None:
+                        on_failure(cfg, job, error, mistake)
+                    discard_if_refused(job, mistake)
+
+                with full_command_line(argv), report_user_errors(after_failure, sweep=job.in_sweep):
+                    return work(cfg, job)
+
+            with full_command_line([argv[0], *argv[2:]]):  # Hydra parses sys.argv[1:] as its overrides
+                return run()
 
         return main
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.commands.app import hydra_app, sampler_options
+from genlab.commands.app import Job, hydra_app, sampler_options
 from genlab.errors import ConfigError
 from genlab.run.atomic import atomic_write_json
 from genlab.run.load import load_model, load_run_config
@@ -65,7 +65,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from genlab.data.datamodule import to_signed_unit
     from genlab.metrics.conditioning import intra_class_fid, label_accuracy, requested_labels
     from genlab.metrics.coverage import class_coverage
-    from genlab.metrics.domain_classifier import load_or_train
+    from genlab.metrics.domain_classifier import judge_record, load_or_train, tensor_digest
     from genlab.metrics.features import InceptionFeatures, extract
     from genlab.metrics.quality import fid, inception_score, kid, precision_recall
 
@@ -83,15 +83,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     name = cfg.extractor if cfg.extractor != "auto" else ("inception" if device.startswith("cuda") else "classifier")
     if name == "inception":
-        extractor, extractor_id = InceptionFeatures(cfg.inception_weights).to(device), "inception"
+        extractor = InceptionFeatures(cfg.inception_weights).to(device)
+        judge = {"name": "inception", "source": extractor.source, "weights_sha256": extractor.weights_sha256}
     else:
-        extractor, extractor_id = classifier, f"classifier-{classifier_facts['stamp']}"
+        extractor = classifier
+        judge = {"name": "classifier", "source": classifier_facts["path"], "weights_sha256": classifier_facts["weights_sha256"]}
 
     def features(images: Any, what: str) -> Any:
         return extract(extractor, images, cfg.batch_size, device, progress=cfg.progress, desc=f"{what} features")
 
-    key = f"{datamodule.name}_{cfg.split}_{extractor_id}_{n_real}"
-    real = cached_features(cfg.paths.cache_dir, key, lambda: features(to_signed_unit(real_split.images[:n_real]), "real"))
+    # real-image features are cached per (data, split, extractor's weights, the very images)
+    real_images = real_split.images[:n_real]
+    key = f"{datamodule.name}_{cfg.split}_{name}-{judge['weights_sha256'][:12]}_{n_real}_{tensor_digest(real_images)[:12]}"
+    real = cached_features(cfg.paths.cache_dir, key, lambda: features(to_signed_unit(real_images), "real"))
     started = time.perf_counter()
     fake_images = generate(model, cfg.n_samples, cfg.batch_size, cfg.seed, sampler)
     sampling_seconds = time.perf_counter() - started
@@ -112,8 +116,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         coverage_entropy=coverage.entropy, coverage_normalized_entropy=coverage.normalized_entropy,
         confident_share=coverage.confident_share, classes_covered=float(coverage.classes_covered),
     )
-    if model.conditional:
-        asked = requested_labels(len(fake), model.num_classes)
+    if model.family.conditional:
+        asked = requested_labels(len(fake), model.family.num_classes)
         metrics["label_accuracy"] = label_accuracy(probabilities, asked)
         intra_fid = intra_class_fid(real, real_split.labels[:n_real], fake, asked)
         if intra_fid is not None:
@@ -122,11 +126,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint": str(Path(cfg.ckpt_path).resolve()),
         "protocol": {
             "data": datamodule.name, "split": cfg.split, "n_generated": cfg.n_samples, "n_real": n_real,
-            "extractor": name, "extractor_source": getattr(extractor, "source", classifier_facts["path"]),
-            "seed": cfg.seed, "sampler": model.sampler_settings(sampler), "kid_subset_size": kid_subset_size,
+            "extractor": name, "extractor_source": judge["source"],
+            "seed": cfg.seed, "sampler": model.family.sampler_settings(sampler), "kid_subset_size": kid_subset_size,
             "weights": "ema" if model.ema is not None and model.samples_from_ema else "raw",
             "kid_subsets": cfg.kid_subsets, "pr_k": cfg.pr_k,
             "classifier_test_accuracy": classifier_facts["test_accuracy"],
+            # who judged: the features' network and the domain classifier (IS, coverage, label accuracy), by
+            # their weights' hashes and the classifier's cache key (genlab/metrics/domain_classifier.py)
+            "judge": {"extractor": judge, "classifier": judge_record(classifier_facts)},
             "feature_dim": extractor.feature_dim, "kid_units": KID_UNITS, "is_splits": cfg.is_splits,
             "coverage_threshold": cfg.coverage_threshold, "val_fid": val_fid_protocol(run_cfg, datamodule.val_size),
             # the wall clock of making the images (the EMA's standing statistics included), on this run's
@@ -251,7 +258,7 @@ def format_table(results: dict[str, Any]) -> str:
 
 
 @hydra_app("eval")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig, job: Job) -> None:
     results = evaluate(cfg)
     path = write_results(results, cfg.ckpt_path)
     print(format_table(results))

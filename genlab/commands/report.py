@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from genlab.errors import first_line  # an error's first line: the rest would break the Markdown list
+from genlab.presentation import format_value, save_figure
 from genlab.run.summary import FILENAME, read_summary
 
 # metrics where higher is better; every other metric is sorted ascending
@@ -39,6 +40,7 @@ class Run:
 
     label: str = ""  # the overrides that set this run apart from the others
     continued_in: str | None = None  # an interrupted search trial that a later trial went on from
+    judge: str | None = None  # the domain classifier that judged its val/* sample quality (key and weights)
 
     @property
     def samples(self) -> Path | None:
@@ -72,9 +74,38 @@ def find_runs(root: Path) -> list[Run]:
                 optimized_metric=summary.get("optimized_metric"),
                 error=summary.get("error"),
                 continued_in=summary.get("continued_in"),
+                judge=judge_of(summary),
             )
         )
     return runs
+
+
+# the logged metrics a domain classifier judges (genlab/callbacks/sample_quality.py)
+JUDGED_METRICS = ("val/fid", "val/coverage_entropy", "val/label_accuracy")
+
+
+def judge_of(summary: dict[str, Any]) -> str | None:
+    """`<cache key>, weights <sha256 prefix>` of the classifier that judged a run's val/* metrics (summary.json), or None."""
+    classifier = (summary.get("judge") or {}).get("classifier") or {}
+    if not classifier.get("key"):
+        return None
+    return f"{classifier['key']}, weights {str(classifier.get('weights_sha256', ''))[:12]}"
+
+
+def judges_differ(runs: Sequence[Run]) -> dict[str, list[str]]:
+    """The runs that logged judged metrics, by the classifier that judged them, when it was not one for all
+    ({} when it was): their val/fid, coverage and label accuracy are not comparable across the groups."""
+    judged = [run for run in runs if any(name in run.metrics for name in JUDGED_METRICS)]
+    groups: dict[str, list[str]] = {}
+    for run in judged:
+        groups.setdefault(run.judge or "not recorded (a run of an earlier genlab)", []).append(run.name)
+    return groups if len(groups) > 1 else {}
+
+
+def judge_warning(groups: dict[str, list[str]]) -> str:
+    return (f"these runs were judged by {len(groups)} different domain classifiers, so their "
+            f"{', '.join(JUDGED_METRICS)} do not compare across them: "
+            + "; ".join(f"{judge}: {', '.join(names)}" for judge, names in groups.items()))
 
 
 def read_curves(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -201,10 +232,6 @@ def table_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def format_value(value: float | None, digits: int = 4) -> str:
-    return "" if value is None or math.isnan(value) else f"{value:.{digits}g}"
-
-
 def write_csv(runs: Sequence[Run], columns: list[str], path: Path) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -247,6 +274,10 @@ def write_markdown(runs: Sequence[Run], columns: list[str], objective: str | Non
         sample = f"![]({run.samples.relative_to(path.parent)})" if run.samples else ""
         values = [format_value(run.metrics.get(c)) for c in columns]
         lines.append(table_row([str(rank), short_name(run.name), f"`{run.label}`", *values, sample]))
+    groups = judges_differ(runs)
+    if groups:
+        lines += ["", "## Judged by different classifiers", "", f"**Warning:** {judge_warning(groups)}.",
+                  "(`classifier.*` settings or data that differ train another domain classifier; see each run's summary.json)"]
     if plot:
         lines += ["", f"![every run's curve]({plot.name})"]
     lines += unfinished_sections(runs)
@@ -271,7 +302,7 @@ def sweep_rerun_command(root: Path) -> str | None:
     return " ".join(["genlab", "train", "-m", *map(shlex.quote, words)])
 
 
-# the common axis of every family: generator updates (genlab.modules.base.GenerativeModule counts them)
+# the common axis of every family: generator updates (genlab/modules/progress.py counts them)
 PROGRESS_CURVES = ("train/generator_steps", "val/generator_steps")
 
 
@@ -311,17 +342,6 @@ def plot_curves(runs: Sequence[Run], metric: str, path: Path) -> Path | None:
     return save_figure(figure, axes, path, legend_size=7)
 
 
-def save_figure(figure: Any, axes: Any, path: Path, legend_size: int) -> Path:
-    """Legend, layout, a PNG at the report's resolution, and the figure closed (plots of runs and of studies)."""
-    import matplotlib.pyplot as plt
-
-    axes.legend(fontsize=legend_size, loc="best")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genlab report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a multirun folder, a run folder, or outputs/")
@@ -357,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(runs)} runs ({completed} completed, {pruned} pruned, {failed} failed, {interrupted} interrupted),"
           f" {sort_order(runs, objective, mode)}")
     print(f"wrote {out / 'report.md'}, {out / 'report.csv'}" + "".join(f", {p}" for p in (plot, study_plot) if p))
+    groups = judges_differ(runs)
+    if groups:
+        print(f"genlab report: warning: {judge_warning(groups)}", file=sys.stderr)
     return 0
 
 

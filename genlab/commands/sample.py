@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from genlab.commands.app import hydra_app, sampler_options
+from genlab.commands.app import Job, hydra_app, sampler_options
 from genlab.run.load import load_model, load_run_config, run_folder_of
 
 log = logging.getLogger("genlab")
@@ -49,5 +49,5 @@ def sample(cfg: DictConfig) -> dict[str, Path]:
 
 
 @hydra_app("sample")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig, job: Job) -> None:
     sample(cfg)

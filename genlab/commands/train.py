@@ -6,23 +6,21 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Sequence
 
 from omegaconf import DictConfig
 
-from genlab.commands.app import hydra_app
-from genlab.errors import GenlabError, is_integer, require
+from genlab.commands.app import Job, hydra_app
+from genlab.errors import GenlabError, TrainingInterrupted, is_integer, require
 from genlab.run.folder import check_writable
 from genlab.run.summary import write_summary
-from genlab.search.plugin import register_sweeper
 
 log = logging.getLogger("genlab")
 
-# hparams_search=...: genlab's Optuna sweeper, which Hydra's plugin scan misses in an editable install
-register_sweeper()
 
-
-def train(cfg: DictConfig) -> float | None:
-    """Fit the configured model; return `optimized_metric` as last logged (for sweepers)."""
+def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float | None:
+    """Fit the configured model; return `optimized_metric` as last logged (for sweepers). `overrides`: the
+    command line that made the run, recorded in its summary.json and TensorBoard's HPARAMS tab."""
     require(is_integer(cfg.seed), "seed", cfg.seed, "an integer")
     check_writable(Path(cfg.paths.output_dir), cfg.paths.get("min_free_mb", 0))
     checkpoint = None
@@ -53,49 +51,50 @@ def train(cfg: DictConfig) -> float | None:
         )
     if trainer.is_global_zero:
         output_dir = cfg.paths.output_dir
+        # who judged the val/* sample-quality metrics (the domain classifier's key and weights), if any callback did
+        judges = [callback.judge for callback in trainer.callbacks if getattr(callback, "judge", None)]
         write_summary(
             output_dir, "completed", {k: v for k, v in trainer.callback_metrics.items() if k != "step"}, metric_name,
-            global_step=trainer.global_step, epochs=trainer.current_epoch, **model.progress(),
+            overrides=overrides, global_step=trainer.global_step, epochs=trainer.current_epoch, **model.progress.axis(),
+            **({"judge": judges[0]} if judges else {}),
         )
         from genlab.run.hparams import log_hparams, run_hparams
-        from genlab.run.summary import task_overrides
 
         logged = [name for name in trainer.callback_metrics if name != "step" and not name.startswith("lr-")]
-        log_hparams(trainer.loggers, run_hparams(cfg, task_overrides()), logged)
+        log_hparams(trainer.loggers, run_hparams(cfg, overrides), logged)
         log.info("run folder: %s", output_dir)
         log.info("samples:    %s/samples/last.png", output_dir)
         log.info("watch it:   tensorboard --logdir %s", cfg.paths.log_dir)
     return float(trainer.callback_metrics[metric_name]) if metric_name else None
 
 
-def record_failure(cfg: DictConfig, error: BaseException, mistake: GenlabError | None) -> None:
+def record_failure(cfg: DictConfig, job: Job, error: BaseException, mistake: GenlabError | None) -> None:
     """summary.json of a run that did not complete: `interrupted` (resumable, genlab report says how) or `failed`."""
-    interrupted = type(mistake).__name__ == "TrainingInterrupted"  # genlab.callbacks.interrupt, not imported for this
+    interrupted = isinstance(mistake, TrainingInterrupted)
     from genlab.run.resume import continues_in_place
 
     summary = Path(cfg.paths.output_dir) / "summary.json"
     if not interrupted and summary.is_file() and continues_in_place(cfg.get("resume_in"), cfg.get("ckpt_path")):
         # a refused continuation leaves the run as it was: its summary, and no record of the attempt
-        from hydra.core.hydra_config import HydraConfig
-
-        if HydraConfig.initialized() and HydraConfig.get().output_subdir:
-            shutil.rmtree(Path(cfg.paths.output_dir) / HydraConfig.get().output_subdir, ignore_errors=True)
+        if job.config_dir is not None:
+            shutil.rmtree(job.config_dir, ignore_errors=True)
         return
     write_summary(cfg.paths.output_dir, "interrupted" if interrupted else "failed",
-                  error=str(mistake or f"{type(error).__name__}: {error}"))
+                  error=str(mistake or f"{type(error).__name__}: {error}"), overrides=job.overrides)
 
 
 @hydra_app("train", on_failure=record_failure)
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig, job: Job) -> float | None:
     from genlab.run.resume import with_run_config
     from genlab.run.sweep_rerun import earlier_result, resumed_in_place
     from genlab.search.outcomes import TrialPruned
     from genlab.search.trial import record_pruned
 
-    earlier = earlier_result(cfg)  # resume_sweep=true: a job that completed before is not trained again ...
+    earlier = earlier_result(cfg, job.in_sweep)  # resume_sweep=true: a job that completed before is not trained again ...
     if earlier is not None:
         return earlier.value
     try:  # ... and an unfinished one goes on from its checkpoint, in its own folder
-        return train(resumed_in_place(cfg) or with_run_config(cfg))
+        return train(resumed_in_place(cfg, job.in_sweep) or with_run_config(cfg, job.overrides, job.config_dir),
+                     job.overrides)
     except TrialPruned as pruned:  # an Optuna trial its pruner stopped: summary.json says `pruned`
-        return record_pruned(cfg, pruned)
+        return record_pruned(cfg, pruned, job.overrides)

@@ -6,20 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
-from typing import Any
-
-from hydra.experimental.callback import Callback
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
 
 from genlab.errors import ConfigError
-
-# run folder -> the topmost folder this command is about to create for it (the run folder itself,
-# or an ancestor such as outputs/), recorded before Hydra creates them
-_created_here: dict[Path, Path] = {}
 
 
 def check_writable(folder: Path, min_free_mb: float) -> None:
@@ -58,13 +48,6 @@ def first_missing(folder: Path) -> Path | None:
     return folder
 
 
-def remember_if_new(folder: Path) -> None:
-    """Note, before Hydra makes it, that this command creates `folder`: only such a folder may be discarded."""
-    top = first_missing(folder)
-    if top is not None:
-        _created_here[folder.resolve()] = top
-
-
 def holds_only_a_refused_start(folder: Path) -> bool:
     """True when `folder` holds nothing but what a command writes before training starts.
 
@@ -91,15 +74,15 @@ def _failed(summary: Path) -> bool:
         return False
 
 
-def discard_refused_run(folder: Path) -> bool:
+def discard_refused_run(folder: Path, top: Path | None) -> bool:
     """Remove the run folder of a command refused before training started; True if it was removed.
 
-    Only a folder that this command created (RunFolderCheck saw it missing) and that holds nothing
-    but a refused start goes, with the parents created for it while they are empty: a refused input
-    leaves no trace, and nothing a user or another run made is ever touched.
+    Only a folder that this command created (`top`: the topmost folder it created for it, found by
+    first_missing before Hydra made it; None: it was there before) and that holds nothing but a refused
+    start goes, with the parents created for it while they are empty: a refused input leaves no trace,
+    and nothing a user or another run made is ever touched.
     """
     folder = folder.resolve()
-    top = _created_here.get(folder)
     if top is None or not folder.is_dir() or not holds_only_a_refused_start(folder):
         return False
     shutil.rmtree(folder, ignore_errors=True)
@@ -111,23 +94,3 @@ def discard_refused_run(folder: Path) -> bool:
         except OSError:
             break
     return removed
-
-
-class RunFolderCheck(Callback):
-    """Hydra callback: checks the run (or sweep) folder before Hydra itself creates it, and notes
-    whether this command creates a run folder (discard_refused_run removes only those)."""
-
-    def _check(self, key: str, config: DictConfig) -> None:
-        HydraConfig.instance().set_config(config)  # the folder's name may use ${hydra:...}
-        try:
-            check_writable(Path(OmegaConf.select(config, key)), config.paths.get("min_free_mb", 0))
-        except ConfigError as error:
-            print(f"genlab: error: {error}", file=sys.stderr)
-            sys.exit(error.exit_code)
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check("hydra.run.dir", config)
-        remember_if_new(Path(OmegaConf.select(config, "hydra.run.dir")))
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check("hydra.sweep.dir", config)

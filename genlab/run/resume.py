@@ -9,7 +9,7 @@ resume those weights: it is refused with one line naming the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -73,17 +73,17 @@ def merge_overrides(original: list[str], new: list[str]) -> list[str]:
     return list(merged.values())
 
 
-def with_run_config(cfg: DictConfig, config_name: str = "train") -> DictConfig:
-    """Inside `genlab train ckpt_path=...`: the config composed from the run's overrides and this command's."""
+def with_run_config(cfg: DictConfig, given: Sequence[str], record_in: Path | None, config_name: str = "train") -> DictConfig:
+    """Inside `genlab train ckpt_path=...`: the config composed from the run's overrides and this command's
+    (`given`), recorded in the new run's config folder `record_in` (its .hydra/; None: not recorded)."""
     from hydra import compose
-    from hydra.core.hydra_config import HydraConfig
 
-    if not cfg.get("ckpt_path") or not HydraConfig.initialized():
+    if not cfg.get("ckpt_path"):
         return cfg
     original = run_overrides(cfg.ckpt_path)
     if original is None:  # a checkpoint from elsewhere: this command's config alone
         return cfg
-    overrides = merge_overrides(original, list(HydraConfig.get().overrides.task))
+    overrides = merge_overrides(original, list(given))
     try:
         resumed = compose(config_name, overrides=overrides)
     except Exception as error:  # Hydra's own: an option or key this version no longer has
@@ -92,19 +92,14 @@ def with_run_config(cfg: DictConfig, config_name: str = "train") -> DictConfig:
             f"cannot rebuild the config of the run of ckpt_path={cfg.ckpt_path} from its overrides {overrides}:"
             f" {first_line}"
         ) from error
-    record_config(resumed, overrides)
+    if record_in is not None:
+        record_config(resumed, overrides, record_in)
     return resumed
 
 
-def record_config(cfg: DictConfig, overrides: list[str]) -> None:
-    """Rewrite this run's .hydra/config.yaml and overrides.yaml to what it really trains with, so
+def record_config(cfg: DictConfig, overrides: list[str], folder: Path) -> None:
+    """Rewrite this run's .hydra/config.yaml and overrides.yaml (in `folder`) to what it really trains with, so
     that `genlab eval`, `genlab sample` and a later resume rebuild this run as it ran."""
-    from hydra.core.hydra_config import HydraConfig
-
-    hydra = HydraConfig.get()
-    if not hydra.output_subdir:
-        return
-    folder = Path(hydra.runtime.output_dir) / hydra.output_subdir
     folder.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, folder / "config.yaml")
     OmegaConf.save(OmegaConf.create(overrides), folder / "overrides.yaml")
@@ -132,8 +127,10 @@ def changed_keys(ckpt_path: str | Path, cfg: DictConfig) -> list[str]:
 
 def check_checkpoint_fits(state_dict: Mapping[str, Any], module: nn.Module, ckpt_path: str | Path, cfg: DictConfig) -> None:
     """Refuse, in one line, a checkpoint whose tensors do not fit the networks this config builds."""
+    from genlab.modules.base import upgrade_state_dict
     from genlab.run.load import first_difference
 
+    state_dict = upgrade_state_dict(dict(state_dict))
     expected = module.state_dict()
     fits = expected.keys() == state_dict.keys() and all(
         tuple(getattr(state_dict[name], "shape", ())) == tuple(tensor.shape) for name, tensor in expected.items()

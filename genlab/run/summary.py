@@ -8,20 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from genlab.run.atomic import atomic_write_json
 
 FILENAME = "summary.json"
-
-
-def task_overrides() -> list[str]:
-    """The command-line overrides of this Hydra job ([] outside a Hydra run)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return []
-    return list(HydraConfig.get().overrides.task)
 
 
 def write_summary(
@@ -30,14 +21,16 @@ def write_summary(
     metrics: Mapping[str, Any] | None = None,
     optimized_metric: str | None = None,
     error: str | None = None,
+    overrides: Sequence[str] = (),
     **extra: Any,
 ) -> Path:
-    """Write (or overwrite) <output_dir>/summary.json; tensors in `metrics` become floats."""
+    """Write (or overwrite) <output_dir>/summary.json: the status, the command-line `overrides` that made the run
+    (what `genlab report` tells runs apart by), its final metrics (tensors become floats)."""
     path = Path(output_dir) / FILENAME
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = {
         "status": status,
-        "overrides": task_overrides(),
+        "overrides": list(overrides),
         "optimized_metric": optimized_metric,
         "metrics": {name: float(value) for name, value in (metrics or {}).items()},
         "error": error,

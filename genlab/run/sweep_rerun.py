@@ -15,7 +15,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
-from genlab.errors import in_sweep
 from genlab.run.summary import FILENAME, read_summary
 
 log = logging.getLogger("genlab")
@@ -28,9 +27,9 @@ class Earlier:
     value: float | None
 
 
-def rerunning(cfg: DictConfig) -> bool:
-    """`resume_sweep=true` inside a job of a multirun (a single run ignores it)."""
-    return bool(cfg.get("resume_sweep")) and in_sweep()
+def rerunning(cfg: DictConfig, in_sweep: bool) -> bool:
+    """`resume_sweep=true` inside a job of a multirun (a single run, `in_sweep` false, ignores it)."""
+    return bool(cfg.get("resume_sweep")) and in_sweep
 
 
 def output_subdir(subdir: str, resume_sweep: bool | str | None, output_dir: str, stamp: str) -> str:
@@ -42,10 +41,10 @@ def output_subdir(subdir: str, resume_sweep: bool | str | None, output_dir: str,
     return subdir
 
 
-def earlier_result(cfg: DictConfig) -> Earlier | None:
+def earlier_result(cfg: DictConfig, in_sweep: bool) -> Earlier | None:
     """A re-run sweep's job that completed before: its recorded result, and it is not trained again."""
     path = Path(cfg.paths.output_dir) / FILENAME
-    if not rerunning(cfg) or not path.is_file():
+    if not rerunning(cfg, in_sweep) or not path.is_file():
         return None
     summary = read_summary(path)
     if summary.get("status") not in ("completed", "pruned"):
@@ -63,9 +62,9 @@ def resume_checkpoint(folder: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
 
 
-def resumed_in_place(cfg: DictConfig) -> DictConfig | None:
+def resumed_in_place(cfg: DictConfig, in_sweep: bool) -> DictConfig | None:
     """A re-run sweep's unfinished job: its own config, continued from its checkpoint in its own folder."""
-    if not rerunning(cfg) or cfg.get("ckpt_path"):
+    if not rerunning(cfg, in_sweep) or cfg.get("ckpt_path"):
         return None
     checkpoint = resume_checkpoint(Path(cfg.paths.output_dir))
     if checkpoint is None:

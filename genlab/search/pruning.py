@@ -25,15 +25,21 @@ class OptunaPruning(pl.Callback):
     Optuna trial (a plain run, a grid sweep) the callback does nothing.
     """
 
-    def __init__(self, monitor: str | None) -> None:
+    def __init__(
+        self, monitor: str | None, trial_id: int | str | None = None, study_name: str | None = None,
+        storage: str | None = None, sweep_dir: str | None = None, pruner: Any = None,
+    ) -> None:
+        # `trial_id` and the study's settings come from the job's Hydra config (configs/hparams_search/optuna_base.yaml);
+        # outside a search the trial id is null
         self.monitor = monitor
+        self.trial_id, self.study_name, self.storage, self.sweep_dir, self.pruner = trial_id, study_name, storage, sweep_dir, pruner
         self.trial: Any | None = None
         self.reported: set[int] = set()
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        from genlab.search.trial import current_trial, current_trial_id
+        from genlab.search.trial import open_trial
 
-        if current_trial_id() is None:
+        if self.trial_id is None:
             return
         if trainer.world_size > 1:  # a pruned rank would stop alone and leave the others waiting in DDP
             raise ConfigError(
@@ -41,7 +47,7 @@ class OptunaPruning(pl.Callback):
                 " under DDP is not supported): drop trainer=ddp, and give each trial its own device with"
                 " hydra.sweeper.trial_devices=[0,1,...]")
         if trainer.is_global_zero:
-            self.trial = current_trial()
+            self.trial = open_trial(self.trial_id, self.study_name, self.storage, self.sweep_dir, self.pruner)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.trial is None or trainer.sanity_checking:
@@ -60,7 +66,7 @@ class OptunaPruning(pl.Callback):
         self.trial.report(value, epoch)
         if self.trial.should_prune():
             pruner = type(self.trial.study.pruner).__name__
-            progress = pl_module.progress() if hasattr(pl_module, "progress") else {}
+            progress = pl_module.progress.axis() if hasattr(pl_module, "progress") else {}
             raise TrialPruned(
                 f"trial {self.trial.number} pruned by {pruner} at epoch {epoch}: {self.monitor}={value:.6g}",
                 value, metrics, {**progress, "epochs": trainer.current_epoch},

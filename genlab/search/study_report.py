@@ -14,8 +14,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from genlab.commands.report import format_value, save_figure
 from genlab.errors import first_line
+from genlab.presentation import format_value, save_figure
 
 STUDY_FILE = "study.yaml"
 

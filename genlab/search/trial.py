@@ -1,13 +1,13 @@
-"""Inside a sweep job: which Optuna trial it is (the sweeper sets it in the job's environment through
-`hydra.job.env_set`, and the job opens the same study from the sweeper's own config), and what its
-folder records when it is pruned or continued by a later trial."""
+"""Inside a sweep job: which Optuna trial it is (the sweeper sets its id in the job's `hydra.job.env_set`,
+which configs/hparams_search/optuna_base.yaml hands to the pruning callback with the study's settings),
+and what its folder records when it is pruned or continued by a later trial."""
 
 from __future__ import annotations
 
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from omegaconf import DictConfig
 
@@ -27,32 +27,17 @@ def job_environment(trial_id: int, number: int) -> list[str]:
     return [f"++hydra.job.env_set.{TRIAL_ID}={trial_id}", f"++hydra.job.env_set.{TRIAL_NUMBER}={number}"]
 
 
-def current_trial_id() -> int | None:
-    """The storage's id of the trial this Hydra job runs; None outside an Optuna search. Opens nothing."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    trial_id = (HydraConfig.get().job.env_set or {}).get(TRIAL_ID)
-    return None if trial_id is None else int(trial_id)
-
-
-def current_trial() -> Any | None:
-    """The optuna.Trial this Hydra job runs, with the study's pruner; None outside an Optuna search."""
-    trial_id = current_trial_id()
-    if trial_id is None:
-        return None
+def open_trial(trial_id: int, study_name: str, storage: str | None, sweep_dir: str | Path, pruner: Any) -> Any:
+    """The optuna.Trial with storage id `trial_id` of the study `study_name` (stored at `storage`, or in the
+    search's folder `sweep_dir` when null), with the study's `pruner` node built as the sweeper builds it."""
     import optuna
-    from hydra.core.hydra_config import HydraConfig
 
     from genlab.search.builders import build_pruner
     from genlab.search.storage import open_storage, storage_url
 
-    hydra = HydraConfig.get()
-    sweeper = hydra.sweeper
-    storage = open_storage(storage_url(sweeper.get("storage"), hydra.sweep.dir))
-    study = optuna.load_study(study_name=sweeper.study_name, storage=storage, pruner=build_pruner(sweeper.get("pruner")))
-    return optuna.Trial(study, trial_id)
+    opened = open_storage(storage_url(storage, sweep_dir))
+    study = optuna.load_study(study_name=study_name, storage=opened, pruner=build_pruner(pruner))
+    return optuna.Trial(study, int(trial_id))
 
 
 def mark_continued(folder: Path, successor: str) -> None:
@@ -65,9 +50,9 @@ def mark_continued(folder: Path, successor: str) -> None:
         atomic_write_json(path, summary)
 
 
-def record_pruned(cfg: DictConfig, pruned: TrialPruned) -> float:
-    """summary.json of a trial its pruner stopped: status `pruned`, why, and its metrics at that point."""
+def record_pruned(cfg: DictConfig, pruned: TrialPruned, overrides: Sequence[str]) -> float:
+    """summary.json of a trial its pruner stopped: status `pruned`, why, its `overrides` and its metrics at that point."""
     write_summary(cfg.paths.output_dir, "pruned", pruned.metrics, cfg.get("optimized_metric"), error=str(pruned),
-                  **pruned.progress)
+                  overrides=overrides, **pruned.progress)
     log.info("%s", pruned)
     return pruned.value if not math.isnan(pruned.value) else math.nan

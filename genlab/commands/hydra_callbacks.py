@@ -1,0 +1,89 @@
+"""Hydra's hooks into every command's run (configs/hydra/default.yaml lists them): the run folder checked
+before Hydra creates it, and after a multirun the one command that compares its runs.
+
+They live with the commands because they see Hydra's own config; what they decide is genlab/run/folder.py's.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from genlab.errors import ConfigError
+from genlab.run.folder import check_writable, first_missing
+from genlab.run.summary import FILENAME
+
+# run folder -> the topmost folder this command is about to create for it (the run folder itself, or an
+# ancestor such as outputs/), noted before Hydra creates them: only such a folder may be discarded
+CREATED_BY_THIS_COMMAND: dict[Path, Path] = {}
+
+
+def created_top(folder: Path) -> Path | None:
+    """The topmost folder this command created for run folder `folder`, or None when it was there before."""
+    return CREATED_BY_THIS_COMMAND.get(folder.resolve())
+
+
+class RunFolderCheck(Callback):
+    """Checks the run (or sweep) folder before Hydra itself creates it, and notes whether this command
+    creates a run folder (a refused command removes only such a folder: genlab/run/folder.py)."""
+
+    def _check(self, key: str, config: DictConfig) -> None:
+        HydraConfig.instance().set_config(config)  # the folder's name may use ${hydra:...}
+        try:
+            check_writable(Path(OmegaConf.select(config, key)), config.paths.get("min_free_mb", 0))
+        except ConfigError as error:
+            print(f"genlab: error: {error}", file=sys.stderr)
+            sys.exit(error.exit_code)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check("hydra.run.dir", config)
+        folder = Path(OmegaConf.select(config, "hydra.run.dir"))
+        top = first_missing(folder)
+        if top is not None:
+            CREATED_BY_THIS_COMMAND[folder.resolve()] = top
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check("hydra.sweep.dir", config)
+
+
+def shown_path(folder: Path) -> str:
+    """The folder relative to the working directory when it lies below it (what the user typed), else whole."""
+    try:
+        return str(folder.relative_to(Path.cwd()))
+    except ValueError:
+        return str(folder)
+
+
+class ReportCommand(Callback):
+    """Prints `compare the runs: genlab report <hydra.sweep.dir>` when a multirun ends.
+
+    Hydra skips on_multirun_end when a job failed (its sweeper raises after running them all), yet
+    that is when the report helps most (it lists the command that re-runs each failed job), so the
+    line is also promised at exit from on_multirun_start, and printed once either way.
+    """
+
+    def __init__(self) -> None:
+        self.command: str | None = None
+        self.sweep_dir: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)  # the folder's name may use ${hydra:...}
+        sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
+        self.command, self.sweep_dir = f"genlab report {shown_path(sweep_dir)}", sweep_dir
+        atexit.register(self.announce)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        atexit.unregister(self.announce)
+        self.announce()
+
+    def announce(self) -> None:
+        """Print the command once, and only when the sweep left runs to compare (a refused one leaves none)."""
+        if self.command and self.sweep_dir is not None and any(self.sweep_dir.rglob(FILENAME)):
+            print(f"compare the runs: {self.command}", flush=True)
+            self.command = None
