@@ -94,12 +94,24 @@ def silence_library_noise() -> None:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
 
 
+def register_sweeper() -> None:
+    """genlab's Optuna sweeper (hparams_search=...), registered with Hydra by hand.
+
+    Hydra finds plugins by listing the folders of the `hydra_plugins` namespace, which works for an
+    installed wheel but not for an editable install (`pip install -e .`, what `make` does): setuptools'
+    editable finder imports the package yet cannot list it.
+    """
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.genlab_optuna_sweeper.genlab_optuna_sweeper import GenlabOptunaSweeper
+
+    Plugins.instance().register(GenlabOptunaSweeper)
+
+
 def set_up() -> None:
     """Everything a command needs in place before Hydra composes its config, done when it starts, not on import."""
-    from genlab.search.plugin import register_sweeper
-
     register_resolvers()
-    register_sweeper()  # hparams_search=...: Hydra's plugin scan misses it in an editable install
+    register_sweeper()
     silence_library_noise()
 
 

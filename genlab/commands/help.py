@@ -1,9 +1,11 @@
-"""`genlab <command> --help [group]`, read straight from the config files.
+"""`genlab <command> --help [group]`, composed the way the command composes its config: by Hydra.
 
-Hydra's own app help composes the whole config once per group option (over a second with
-genlab's groups); this lists the same groups and options by reading the config folder, and
-takes its header and footer from the command's own config (hydra.help in configs/<name>.yaml).
-`genlab train --help data` shows one group: each option's keys and default values, as overrides.
+`genlab train --help` lists the groups the command's config uses and their options (Hydra's own app
+help composes the whole config once per group option: seconds with genlab's groups), with the header
+and footer of the command's own config (hydra.help in configs/<name>.yaml) and its own keys.
+`genlab train --help model` shows each option of one group as Hydra composes it: what its file says it
+is, the options it picks in other groups (model=wgan: optimizer=rmsprop), and every key it sets, with
+its default value, as an override (a variant shows its parent's keys too). No torch is imported.
 """
 
 from __future__ import annotations
@@ -12,38 +14,93 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
+# the groups of the Hydra app itself, not of the command
+HYDRA_GROUPS = ("hydra/",)
 
 
 def config_root() -> Path:
     return Path(str(files("genlab.configs")))
 
 
-def config_groups(root: Path) -> dict[str, list[str]]:
-    """Every folder that holds YAML files is a group; its files are the options."""
-    groups = {}
-    for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
-        options = sorted(p.stem for p in folder.glob("*.yaml"))
-        if options:
-            groups[folder.relative_to(root).as_posix()] = options
-    return groups
+class Composer:
+    """Hydra's config loader and compose for one primary config (configs/<name>.yaml), initialised once."""
 
+    def __init__(self, config_name: str) -> None:
+        from hydra import initialize_config_module
+        from hydra.core.global_hydra import GlobalHydra
 
-def used_groups(root: Path, config_name: str, groups: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The groups a primary config draws on: those in its defaults list, and the groups nested in them."""
-    primary = yaml.safe_load((root / f"{config_name}.yaml").read_text()) or {}
-    top = {next(iter(entry)) for entry in primary.get("defaults", []) if isinstance(entry, dict)}
-    return {name: options for name, options in groups.items() if name.split("/")[0] in top}
+        GlobalHydra.instance().clear()
+        self.context = initialize_config_module("genlab.configs", version_base="1.3")
+        self.context.__enter__()
+        self.config_name = config_name
+        self.loader = GlobalHydra.instance().config_loader()
+        # the primary config as written, defaults list included, without composing it (that takes 0.3 s)
+        self.primary = self.loader.repository.load_config(config_name)
+        self._default: Any = None
+
+    @property
+    def default(self) -> Any:
+        """The command's config composed without overrides (Hydra's node included)."""
+        if self._default is None:
+            self._default = self.compose()
+        return self._default
+
+    def compose(self, *overrides: str) -> Any:
+        from hydra import compose
+
+        return compose(self.config_name, overrides=list(overrides), return_hydra_config=True)
+
+    def groups(self) -> dict[str, list[str]]:
+        """Every group the command's config chooses from (those in its defaults list, and the groups nested in
+        them), with its options; of Hydra's own groups, those genlab ships options for."""
+        top = [entry.group for entry in self.primary.defaults_list or [] if getattr(entry, "group", None)]
+        found: dict[str, list[str]] = {}
+
+        from hydra.core.object_type import ObjectType
+
+        repository = self.loader.repository  # its listings, without the loader's copy of it per call
+
+        def add(group: str) -> None:
+            if group.startswith(HYDRA_GROUPS) and not (config_root() / group).is_dir():
+                return  # Hydra's own (hydra/env, hydra/help, ...): nothing of genlab's to choose
+            options = sorted(set(repository.get_group_options(group, ObjectType.CONFIG)))
+            if group == "hydra":
+                options = [option for option in options if (config_root() / group / f"{option}.yaml").is_file()]
+            if options:
+                found[group] = options
+            for nested in sorted(set(repository.get_group_options(group, ObjectType.GROUP))):
+                add(f"{group}/{nested}")
+
+        for group in top:
+            add(group)
+        return dict(sorted(found.items()))
+
+    def default_option(self, group: str) -> str | None:
+        """The option the primary config picks for `group` ("none" for null), or None for a nested group."""
+        for entry in self.primary.defaults_list or []:
+            if getattr(entry, "group", None) == group:
+                return "none" if entry.value is None else str(entry.value)
+        return None
+
+    def close(self) -> None:
+        from hydra.core.global_hydra import GlobalHydra
+
+        self.context.__exit__(None, None, None)
+        GlobalHydra.instance().clear()
 
 
 def app_help(command: str, config_name: str) -> str:
-    root = config_root()
-    text = (yaml.safe_load((root / f"{config_name}.yaml").read_text()) or {}).get("hydra", {}).get("help", {})
-    header, footer = text.get("header", f"genlab {command}").rstrip(), text.get("footer", "").rstrip()
-    groups = used_groups(root, config_name, config_groups(root))
+    composer = Composer(config_name)
+    try:
+        text = composer.primary.config.hydra.help
+        header, footer = (text.get("header") or f"genlab {command}").rstrip(), (text.get("footer") or "").rstrip()
+        groups = composer.groups()
+    finally:
+        composer.close()
     width = max(map(len, groups), default=0)
     lines = [f"{name + ':':<{width + 1}} {', '.join(options)}" for name, options in groups.items()]
-    own_keys = (root / f"{config_name}.yaml").read_text().split("\nhydra:")[0].rstrip().split("\n")
+    # the command's own keys as its file documents them, comments included
+    own_keys = (config_root() / f"{config_name}.yaml").read_text().split("\nhydra:")[0].rstrip().split("\n")
     return "\n".join([
         header, "",
         "== Config groups (pick one option each: group=option) ==", *lines, "",
@@ -59,19 +116,8 @@ class UnknownGroup(ValueError):
     """`--help <group>` named a group the command does not use; the message lists the valid ones."""
 
 
-def package(text: str, group: str) -> str:
-    """Where an option's keys land: its `# @package` header, else the group's path (model/net -> model.net)."""
-    for line in text.splitlines():
-        if line.startswith("# @package "):
-            name = line.removeprefix("# @package ").strip()
-            return "" if name == "_global_" else group.replace("/", ".") if name == "_group_" else name
-        if line.strip() and not line.startswith("#"):
-            break
-    return group.replace("/", ".")
-
-
 def description(text: str) -> list[str]:
-    """The comment lines that open an option's file (after its @package header): what the option is."""
+    """The comment lines that open an option's file (after a @package header): what the option is."""
     lines = []
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -83,6 +129,8 @@ def description(text: str) -> list[str]:
 
 def show(value: Any) -> str:
     """A default value as it is written on the command line (null, true, '', [1, 28, 28], {})."""
+    import yaml
+
     if value == "":
         return "''"
     if value is None or isinstance(value, (bool, list, dict)):
@@ -91,7 +139,7 @@ def show(value: Any) -> str:
 
 
 def flat_keys(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
-    """(dotted key, default) for every leaf below a YAML mapping; empty mappings are leaves."""
+    """(dotted key, default) for every leaf below a mapping; empty mappings are leaves."""
     if isinstance(node, dict) and node:
         for key, child in node.items():
             yield from flat_keys(child, f"{prefix}.{key}" if prefix else str(key))
@@ -99,56 +147,49 @@ def flat_keys(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         yield prefix, node
 
 
-def picks(defaults: list[Any], group: str) -> list[str]:
-    """An option's own defaults list as full names: `model/net=dcgan`, `optimizer=adam`, `debug/default` (a file it builds on)."""
-    choices = []
-    for entry in defaults:
-        if entry == "_self_":
-            continue
-        if isinstance(entry, str):
-            choices.append(entry[1:] if entry.startswith("/") else f"{group}/{entry}")
-            continue
-        (key, value), = entry.items()
-        name = key.removeprefix("override ").removeprefix("optional ").split("@")[0]
-        name = name[1:] if name.startswith("/") else f"{group}/{name}"
-        choices.append(f"{name}={show(value)}")
-    return choices
+def option_help(composer: Composer, group: str, option: str) -> list[str]:
+    """One option of a group as Hydra composes it: what its file says, what else it picks, each key it sets."""
+    from omegaconf import OmegaConf
 
-
-def option_help(root: Path, group: str, option: str) -> list[str]:
-    """One option of a group: what its file says it is, what it picks, and each key with its default."""
-    text = (root / group / f"{option}.yaml").read_text()
-    content = yaml.safe_load(text) or {}
-    lines = [f"== {group}={option} (configs/{group}/{option}.yaml) =="]
-    lines += [f"  # {line}" for line in description(text) if line]
-    chosen = picks(content.pop("defaults", []), group)
-    if chosen:
-        lines.append(f"  defaults: {', '.join(chosen)}")
-    if content:
-        lines += [f"  {key}={show(value)}" for key, value in flat_keys(content, package(text, group))]
+    relative = f"{group}/{option}.yaml"
+    lines = [f"== {group}={option} (configs/{relative}) =="]
+    path = config_root() / relative
+    if path.is_file():
+        lines += [f"  # {line}" for line in description(path.read_text()) if line]
+    composed = composer.compose(f"{group}={option}")
+    choices, default_choices = composed.hydra.runtime.choices, composer.default.hydra.runtime.choices
+    picked = [f"{name}={show(choices[name])}" for name in choices
+              if name != group and not name.startswith(HYDRA_GROUPS) and choices[name] != default_choices.get(name)]
+    if picked:
+        lines.append(f"  picks: {', '.join(picked)}")
+    package = group.replace("/", ".")
+    node = OmegaConf.select(composed, package)
+    job = OmegaConf.to_container(OmegaConf.masked_copy(composed, [k for k in composed if k != "hydra"]), resolve=False)
+    if node is not None:  # the group's own node
+        keys = list(flat_keys(OmegaConf.to_container(node, resolve=False), package))
+    else:  # a preset of global keys (experiment, debug, hparams_search): what it changes
+        default = OmegaConf.to_container(OmegaConf.masked_copy(composer.default, [k for k in composer.default if k != "hydra"]),
+                                         resolve=False)
+        before = dict(flat_keys(default, ""))
+        keys = [(key, value) for key, value in flat_keys(job, "") if before.get(key, object()) != value]
+    lines += [f"  {key}={show(value)}" for key, value in keys]
     return lines
-
-
-def default_option(root: Path, config_name: str, group: str) -> str | None:
-    """The option the command's primary config picks for a group (None for nested groups, which the parent picks)."""
-    primary = yaml.safe_load((root / f"{config_name}.yaml").read_text()) or {}
-    for entry in primary.get("defaults", []):
-        if isinstance(entry, dict) and group in entry:
-            return "none" if entry[group] is None else show(entry[group])
-    return None
 
 
 def group_help(command: str, config_name: str, group: str) -> str:
     """`genlab <command> --help <group>`: every option of the group with its keys and default values."""
-    root = config_root()
-    groups = used_groups(root, config_name, config_groups(root))
-    if group not in groups:
-        raise UnknownGroup(f"genlab {command}: no config group {group!r}; choose one of: {', '.join(groups)}")
-    default = default_option(root, config_name, group)
-    lines = [
-        f"genlab {command} --help {group}: pick one option with {group}=<option>"
-        + (f" (default: {default})" if default is not None else "") + "; override any key below with key=value",
-    ]
-    for option in groups[group]:
-        lines += ["", *option_help(root, group, option)]
+    composer = Composer(config_name)
+    try:
+        groups = composer.groups()
+        if group not in groups:
+            raise UnknownGroup(f"genlab {command}: no config group {group!r}; choose one of: {', '.join(groups)}")
+        default = composer.default_option(group)
+        lines = [
+            f"genlab {command} --help {group}: pick one option with {group}=<option>"
+            + (f" (default: {default})" if default is not None else "") + "; override any key below with key=value",
+        ]
+        for option in groups[group]:
+            lines += ["", *option_help(composer, group, option)]
+    finally:
+        composer.close()
     return "\n".join(lines)
