@@ -11,11 +11,12 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.installed
 TRAIN_ARGS ?=
 
-.PHONY: install train test tensorboard clean help
+.PHONY: install train test test-fast tensorboard clean help
 
 help:
 	@echo "make train        install if needed, then the quick start (DCGAN on 5,000 MNIST digits, CPU minutes)"
 	@echo "make test         install if needed, then the whole test suite"
+	@echo "make test-fast    the edit loop: every test but those marked slow (under 2 minutes)"
 	@echo "make tensorboard  watch every run under outputs/"
 	@echo "make clean        delete outputs/, .cache/ (domain classifiers), build files (keeps .venv; 'make distclean' drops it)"
 
@@ -35,6 +36,9 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir outputs

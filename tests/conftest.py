@@ -132,9 +132,12 @@ def run_genlab(*args: str, cwd: Path) -> Finished:
     stdout, and its stderr with every warning it raised written there as Python shows warnings by default.
 
     In-process because a fresh interpreter costs each call seconds of importing torch and Lightning, and
-    the command's own code (genlab/cli.py onwards) is the same. tests/test_cli.py keeps real subprocesses
-    where the process itself is the point (exit on a closed pipe, DDP re-executing the command line).
+    the command's own code (genlab/cli.py onwards) is the same. Where the process itself is the point
+    (DDP re-executes the command line for its other ranks; a signal stops the process; a reader closes
+    the pipe), use run_genlab_process.
     """
+    assert "--cfg" in args or not any(arg.startswith(("trainer=ddp", "trainer.strategy")) for arg in args), \
+        "DDP starts processes of its own from the command line: use run_genlab_process"
     from hydra.core.global_hydra import GlobalHydra
 
     from genlab.cli import main
@@ -162,3 +165,13 @@ def run_genlab(*args: str, cwd: Path) -> Finished:
         sys.argv[:] = argv
         GlobalHydra.instance().clear()
     return Finished(code, out.getvalue(), err.getvalue())
+
+
+def run_genlab_process(*args: str, cwd: Path, timeout: int = 600) -> Finished:
+    """`genlab <args>` as a process of its own, from folder `cwd` (one thread per process)."""
+    import subprocess
+
+    executable = str(Path(sys.executable).parent / "genlab")
+    result = subprocess.run([executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return Finished(result.returncode, result.stdout, result.stderr)

@@ -1,9 +1,10 @@
 """Every bad input a user can give is refused in one line that names it, and leaves everything as it was.
 
-Each case runs the real `genlab` command in a fresh folder and checks what the user sees (a non-zero
-exit, one `genlab: error:` line naming the key or file, or Hydra's own paragraph for an unknown
-option or key; never a traceback) and what stays on disk (no run folder, no half-downloaded data,
-every file given on the command line unchanged byte for byte).
+Each case runs the real `genlab` command line (in this process: tests/conftest.py's run_genlab) in a
+fresh folder and checks what the user sees (a non-zero exit, one `genlab: error:` line naming the key
+or file, or Hydra's own paragraph for an unknown option or key; never a traceback, nor a warning) and
+what stays on disk (no run folder, no half-downloaded data, every file given on the command line
+unchanged byte for byte).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,8 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-from tests.conftest import make_mnist
+from tests.conftest import make_mnist, run_genlab
 
-GENLAB = str(Path(sys.executable).parent / "genlab")
 # Downloads go through a proxy on a closed local port: they fail at once, with or without a network.
 OFFLINE = {name: "http://127.0.0.1:9" for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
 # data=mnist with no data anywhere: whatever gets past the value checks stops at the data, before training
@@ -153,17 +151,21 @@ def snapshot(*folders: Path) -> dict[str, str]:
     return found
 
 
-def run_genlab(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENLAB_")}  # outputs land in cwd
-    env.update(OFFLINE, OMP_NUM_THREADS="1")
-    return subprocess.run([GENLAB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+@pytest.fixture
+def offline(monkeypatch) -> None:
+    """Outputs land in the command's folder (no GENLAB_* settings), and downloads fail at once."""
+    for name in [name for name in os.environ if name.startswith("GENLAB_")]:
+        monkeypatch.delenv(name)
+    for name, value in OFFLINE.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.mark.parametrize(("args", "names", "hydra"), CASES)
-def test_a_bad_input_is_refused_in_one_line_naming_it_and_leaves_everything_as_it_was(tmp_path, made, args, names, hydra):
+def test_a_bad_input_is_refused_in_one_line_naming_it_and_leaves_everything_as_it_was(tmp_path, made, offline, args, names,
+                                                                                      hydra):
     places = {name: str(path) for name, path in made.items()}
     before = snapshot(tmp_path, made["root"])
-    result = run_genlab([arg.format(**places) for arg in args], cwd=tmp_path)
+    result = run_genlab(*(arg.format(**places) for arg in args), cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Traceback" not in output

@@ -196,17 +196,14 @@ def test_a_run_with_ema_and_ada_interrupted_and_resumed_ends_with_the_same_raw_a
 
 def test_eval_and_sample_use_the_average_by_default_and_the_raw_weights_on_request(tmp_path):
     import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
     import numpy as np
     from PIL import Image
 
-    executable = str(Path(sys.executable).parent / "genlab")
+    from tests.conftest import run_genlab
 
-    def genlab(*args: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    def genlab(*args: str):
+        result = run_genlab(*args, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
         return result
 

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from genlab.commands.evaluate import format_table
+from tests.conftest import Finished, run_genlab
 
-GENLAB = str(Path(sys.executable).parent / "genlab")
 # a small domain classifier keeps the one-off classifier training to seconds
 SMALL_JUDGE = ("classifier.epochs=1", "classifier.base_channels=8", "classifier.feature_dim=32")
 
 
-def genlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([GENLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
-    return result
+def genlab(*args: str, cwd: Path) -> Finished:
+    """`genlab <args>` from `cwd`, in this process (tests/conftest.py's run_genlab)."""
+    return run_genlab(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -90,11 +90,10 @@ def test_the_loader_goes_on_with_the_next_batch_of_the_same_epochs_permutation(c
 
 
 def genlab(*args: str, cwd: Path):
-    import subprocess
-    import sys
+    """`genlab <args>` from `cwd`, in this process (tests/conftest.py's run_genlab)."""
+    from tests.conftest import run_genlab
 
-    executable = str(Path(sys.executable).parent / "genlab")
-    return subprocess.run([executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return run_genlab(*args, cwd=cwd)
 
 
 def test_resuming_from_a_runs_checkpoint_replays_its_overrides_and_refuses_a_shape_change(tmp_path):
@@ -129,7 +128,7 @@ def test_ddp_ranks_signalled_together_stop_at_one_batch_write_one_checkpoint_and
     import sys
     import time
 
-    from tests.conftest import make_mnist
+    from tests.conftest import make_mnist, run_genlab_process
 
     make_mnist(tmp_path / "data", n_train=160)
     common = ("trainer=ddp_cpu", "data=mnist", f"paths.data_dir={tmp_path / 'data'}", "data.batch_size=8",
@@ -158,8 +157,8 @@ def test_ddp_ranks_signalled_together_stop_at_one_batch_write_one_checkpoint_and
     assert saved["global_step"] % 2 == 0  # whole batches: a critic and a generator step each
 
     resumed = tmp_path / "resumed"
-    result = genlab("train", f"ckpt_path={interrupted}", f"trainer.max_epochs={saved['epoch'] + 2}",
-                    f"hydra.run.dir={resumed}", cwd=tmp_path)
+    result = run_genlab_process("train", f"ckpt_path={interrupted}", f"trainer.max_epochs={saved['epoch'] + 2}",
+                                f"hydra.run.dir={resumed}", cwd=tmp_path)  # replays trainer=ddp_cpu: two processes
     assert result.returncode == 0, result.stderr[-3000:]
     final = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
     assert final["global_step"] > saved["global_step"] and final["epoch"] == saved["epoch"] + 1

@@ -24,15 +24,16 @@ from genlab.run.folder import discard_refused_run, first_missing
 from genlab.run.load import CheckpointMismatchError, load_weights
 from genlab.errors import DivergenceError
 from genlab.builder import build
-from tests.conftest import BARE, FAST, logged, make_mnist
+from tests.conftest import BARE, FAST, Finished, logged, make_mnist, run_genlab
 
 GENLAB = str(Path(sys.executable).parent / "genlab")
 QUIET = ("trainer.enable_progress_bar=false", "~callbacks.progress_bar")
 SMALL = ("model.latent_dim=8", "model.net.generator.base_channels=8", "model.net.discriminator.base_channels=8")
 
 
-def genlab(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([GENLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def genlab(*args: str, cwd: Path) -> Finished:
+    """`genlab <args>` from `cwd`, in this process (tests/conftest.py's run_genlab)."""
+    return run_genlab(*args, cwd=cwd)
 
 
 def poison(model, at_critic_step: int) -> None:

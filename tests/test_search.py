@@ -20,7 +20,7 @@ import pytest
 import pytorch_lightning as pl
 from optuna.trial import TrialState
 
-from tests.conftest import make_mnist
+from tests.conftest import Finished, make_mnist, run_genlab
 from genlab.commands.report import main as report_main
 
 GENLAB = str(Path(sys.executable).parent / "genlab")
@@ -31,8 +31,9 @@ SEARCH = ("model=vae", "hparams_search=vae_optuna", "debug=limit", "trainer.enab
 STUDY = Path("outputs/debug/searches/vae_elbo")  # below the working directory: ${paths.log_dir}/${task_name}/searches/<study>
 
 
-def genlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([GENLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+def genlab(*args: str, cwd: Path) -> Finished:
+    """`genlab <args>` from `cwd`, in this process (tests/conftest.py's run_genlab)."""
+    return run_genlab(*args, cwd=cwd)
 
 
 def load(cwd: Path) -> optuna.Study:

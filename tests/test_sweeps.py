@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from genlab.commands.report import main as report_main
+from tests.conftest import Finished, run_genlab
 
-GENLAB = str(Path(sys.executable).parent / "genlab")
 QUICK = ("debug=limit", "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "model.latent_dim=8",
          "model.net.generator.base_channels=8", "model.net.discriminator.base_channels=8")
 
 
-def genlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([GENLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+def genlab(*args: str, cwd: Path) -> Finished:
+    """`genlab <args>` from `cwd`, in this process (tests/conftest.py's run_genlab)."""
+    return run_genlab(*args, cwd=cwd)
 
 
 def test_a_sweep_runs_every_job_in_its_own_folder_and_a_failure_does_not_stop_the_others(tmp_path):

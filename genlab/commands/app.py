@@ -173,8 +173,13 @@ def hydra_app(config_name: str, on_failure: FailureHook | None = None) -> Callab
                 with full_command_line(argv), report_user_errors(after_failure, sweep=job.in_sweep):
                     return work(cfg, job)
 
-            with full_command_line([argv[0], *argv[2:]]):  # Hydra parses sys.argv[1:] as its overrides
-                return run()
+            from genlab.commands.hydra_callbacks import announce_pending
+
+            try:
+                with full_command_line([argv[0], *argv[2:]]):  # Hydra parses sys.argv[1:] as its overrides
+                    return run()
+            finally:
+                announce_pending()  # a sweep's `genlab report` line, also when a job failed
 
         return main
 

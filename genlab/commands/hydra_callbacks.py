@@ -6,7 +6,6 @@ They live with the commands because they see Hydra's own config; what they decid
 
 from __future__ import annotations
 
-import atexit
 import sys
 from pathlib import Path
 from typing import Any
@@ -65,7 +64,8 @@ class ReportCommand(Callback):
 
     Hydra skips on_multirun_end when a job failed (its sweeper raises after running them all), yet
     that is when the report helps most (it lists the command that re-runs each failed job), so the
-    line is also promised at exit from on_multirun_start, and printed once either way.
+    line is also left pending from on_multirun_start, for the command to print when it ends
+    (commands/app.py calls announce_pending however it ends), and printed once either way.
     """
 
     def __init__(self) -> None:
@@ -76,10 +76,9 @@ class ReportCommand(Callback):
         HydraConfig.instance().set_config(config)  # the folder's name may use ${hydra:...}
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
         self.command, self.sweep_dir = f"genlab report {shown_path(sweep_dir)}", sweep_dir
-        atexit.register(self.announce)
+        PENDING.append(self)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        atexit.unregister(self.announce)
         self.announce()
 
     def announce(self) -> None:
@@ -87,3 +86,13 @@ class ReportCommand(Callback):
         if self.command and self.sweep_dir is not None and any(self.sweep_dir.rglob(FILENAME)):
             print(f"compare the runs: {self.command}", flush=True)
             self.command = None
+
+
+# the report lines of this command's multiruns, until the command ends
+PENDING: list[ReportCommand] = []
+
+
+def announce_pending() -> None:
+    """Print the report line of every multirun this command started, once, however the command ended."""
+    while PENDING:
+        PENDING.pop().announce()
