@@ -9,8 +9,8 @@ for the conditional families, with each family's default sampler (or `--sampler`
 family's last point, its FID at the longest time every family reached, how many digits it covers,
 its training steps and what 1,000 images cost to sample).
 
-The GAN and VAE families train with the README gallery's recipe for each (scripts/model_gallery.py),
-any recipe of scripts/gan_recipes.py can be named too; the denoising families with their defaults.
+The GAN and VAE families train with the gallery's recipe for each (GALLERY, configs/recipe/*.yaml);
+any recipe can be named too (`--families dcgan_ema`); the denoising families with their defaults.
 
     python scripts/family_curves.py --jobs 2 --threads 1                          # every family: docs/families/
     python scripts/family_curves.py --families flow ddpm --minutes 20 --every 5
@@ -28,6 +28,7 @@ the numbers). A family whose run folder under --work already finished is kept, n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -36,21 +37,24 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-from gan_recipes import RECIPES, cancelled_on_failure
-from model_gallery import CONV_NETS, GALLERY, own_nets
 
 # the families that refine an image over many network evaluations, with their defaults
 DENOISING: dict[str, list[str]] = {"ddpm": ["model=ddpm"], "flow": ["model=flow"], "cddpm": ["model=cddpm"],
                                    "cflow": ["model=cflow"]}
 
 
-def recipe_overrides(recipe: str) -> list[str]:
-    """A gan_recipes.py recipe's overrides, with the gallery's conv nets where the family uses DCGAN's nets."""
-    return [*RECIPES[recipe][1], *([] if own_nets(recipe) else CONV_NETS)]
+# each GAN and VAE family's recipe (configs/recipe/): the one that did best for it at the gallery's budget
+# (docs/gallery/recipes.md; mostly lr 1e-3 + EMA on the tables' narrow conv nets)
+GALLERY: dict[str, str] = {
+    "gan": "gan_lr1e3_ema", "cgan": "cgan", "acgan": "acgan_real_lr1e3_ema", "rpgan": "rpgan_lr1e3_ema",
+    "dcgan": "dcgan_lr1e3_ema", "lsgan": "lsgan_lr1e3_ema", "sngan": "sngan_lr1e3_ema", "wgan": "wgan_lr2e4_ema",
+    "wgan_gp": "wgan_gp_lr1e3_ema", "vae": "vae", "cvae": "cvae",
+}
+RECIPES = sorted(path.stem for path in (Path(__file__).resolve().parents[1] / "configs" / "recipe").glob("*.yaml"))
 
 
 # DDPM's objectives apart (model=ddpm is v-prediction on the cosine schedule): which trains fastest on a CPU budget
@@ -63,8 +67,8 @@ DDPM_OBJECTIVES: dict[str, list[str]] = {
 # recipe under the family's name, every other recipe under its own)
 FAMILIES: dict[str, list[str]] = {
     **DENOISING, **DDPM_OBJECTIVES,
-    **{family: recipe_overrides(recipe) for family, recipe in GALLERY.items()},
-    **{recipe: recipe_overrides(recipe) for recipe in RECIPES if recipe not in GALLERY},
+    **{family: [f"recipe={recipe}"] for family, recipe in GALLERY.items()},
+    **{recipe: [f"recipe={recipe}"] for recipe in RECIPES if recipe not in GALLERY},
 }
 # nothing that spends training time on measuring it: the curve's points are judged afterwards
 LEAN = ["data=mnist_mini", "trainer.max_epochs=-1", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
@@ -96,6 +100,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("outputs/family_curves"))
     parser.add_argument("--smoke", action="store_true", help="a tiny judge, for checking the script")
     return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def cancelled_on_failure(pool: ThreadPoolExecutor) -> Iterator[None]:
+    """A failed run or Ctrl-C drops the queued runs and evaluations, instead of launching each of them first."""
+    try:
+        yield
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
 def judge_overrides(args: argparse.Namespace) -> list[str]:
@@ -198,18 +212,34 @@ def progress(checkpoint: Path) -> tuple[int | None, float | None]:
     return (saved.get("progress") or {}).get("generator_steps"), saved.get("training_minutes")
 
 
-def evaluate(args: argparse.Namespace, family: str, checkpoint: Path, minutes: float) -> dict[str, Any]:
-    """Judge one timed checkpoint; `minutes` (its interval times its rank) stands in for runs that did not record
-    the minutes they were written at."""
-    out = checkpoint.parent.parent / "eval" / f"{checkpoint.stem}_{args.eval_samples}"
+def judged_folder(args: argparse.Namespace, checkpoint: Path) -> Path:
+    """Where a point's genlab eval results stay, so that a later call reads them back instead of judging again."""
+    return checkpoint.parent.parent / "eval" / f"{checkpoint.stem}_{args.eval_samples}"
+
+
+def judge_run(args: argparse.Namespace, family: str, checkpoints: list[Path]) -> None:
+    """Judge a run's timed checkpoints that were not judged before, in one `genlab eval -m` over them (one
+    interpreter for all), each job's metrics.json then kept in the checkpoint's own folder."""
+    todo = [checkpoint for checkpoint in checkpoints if not (judged_folder(args, checkpoint) / "metrics.json").is_file()]
+    if not todo:
+        return
+    sweep = todo[0].parent.parent / "eval" / f"sweep_{time.strftime('%Y%m%d_%H%M%S')}"
     sampler = [f"sampler={args.sampler}"] if args.sampler and denoising(family) else []
-    if not (out / "metrics.json").is_file():  # a point judged before (same folder) is read back, not judged again
-        result = genlab(args, "eval", f"ckpt_path={checkpoint}", "extractor=classifier", "split=test",
-                        f"n_samples={args.eval_samples}", f"seed={args.seed}", "progress=false", *sampler,
-                        f"hydra.run.dir={out}")
-        if result.returncode != 0:
-            raise SystemExit(f"genlab eval {checkpoint} failed:\n{result.stderr[-3000:]}")
-    report = json.loads((out / "metrics.json").read_text())
+    result = genlab(args, "eval", "-m", f"ckpt_path={','.join(str(c) for c in todo)}", "extractor=classifier", "split=test",
+                    f"n_samples={args.eval_samples}", f"seed={args.seed}", "progress=false", *sampler,
+                    f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}")
+    if result.returncode != 0:
+        raise SystemExit(f"genlab eval of {family}'s checkpoints failed:\n{result.stderr[-3000:]}")
+    for number, checkpoint in enumerate(todo):  # Hydra's jobs run in the order of the list
+        judged_folder(args, checkpoint).mkdir(parents=True, exist_ok=True)
+        shutil.move(sweep / str(number) / "metrics.json", judged_folder(args, checkpoint) / "metrics.json")
+    shutil.rmtree(sweep, ignore_errors=True)
+
+
+def point(args: argparse.Namespace, family: str, checkpoint: Path, minutes: float) -> dict[str, Any]:
+    """One judged timed checkpoint; `minutes` (its interval times its rank) stands in for runs that did not record
+    the minutes they were written at."""
+    report = json.loads((judged_folder(args, checkpoint) / "metrics.json").read_text())
     settings = report["protocol"].get("sampler") or {}
     steps, recorded = progress(checkpoint)
     minutes = minutes if recorded is None else recorded
@@ -284,15 +314,13 @@ def main(argv: list[str] | None = None) -> int:
             folders = {family: (args.work / family).resolve() for family in families}
             list(pool.map(lambda family: train(args, family, folders[family]), families))
             runs = {family: str(folders[family]) for family in args.families}
-        points = []
+        list(pool.map(lambda item: judge_run(args, item[0], timed_checkpoints(Path(item[1]))), runs.items()))
+        rows = []
         for family, run_dir in runs.items():
             every = checkpoint_minutes(Path(run_dir), budget(args, family)[1])
-            points += [(family, checkpoint, index * every)
-                       for index, checkpoint in enumerate(timed_checkpoints(Path(run_dir)), start=1)]
-        rows = []
-        for row in pool.map(lambda point: evaluate(args, *point), points):
-            rows.append(row)
-            print(row, flush=True)
+            for index, checkpoint in enumerate(timed_checkpoints(Path(run_dir)), start=1):
+                rows.append(point(args, family, checkpoint, index * every))
+                print(rows[-1], flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "curves.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
