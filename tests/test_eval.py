@@ -28,10 +28,26 @@ def trained_run(tmp_path_factory) -> tuple[Path, Path]:
     result = genlab(
         "train", "model=cgan", "debug=limit", "trainer.enable_progress_bar=false", "~callbacks.progress_bar",
         "callbacks.sample_quality.n_samples=200", f"paths.cache_dir={workdir / 'cache'}", f"hydra.run.dir={run_dir}",
-        *SMALL_JUDGE, cwd=workdir,
+        "evaluate={n_samples:150,extractor:classifier,raw_weights:true}", *SMALL_JUDGE, cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, run_dir
+
+
+def test_evaluate_judges_the_end_of_training_as_genlab_eval_judges_its_last_checkpoint(trained_run):
+    workdir, run_dir = trained_run
+    at_the_end = json.loads((run_dir / "summary.json").read_text())["metrics"]
+    for weights in ("true", "false"):  # the EMA (model=cgan keeps one), then the raw weights
+        out = workdir / f"eval_150_{weights}"
+        result = genlab("eval", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "n_samples=150", "extractor=classifier",
+                        "progress=false", f"ema={weights}", f"paths.cache_dir={workdir / 'cache'}", *SMALL_JUDGE,
+                        f"hydra.run.dir={out}", cwd=workdir)
+        assert result.returncode == 0, result.stderr[-3000:]
+        judged = json.loads((out / "metrics.json").read_text())["metrics"]
+        prefix = "test" if weights == "true" else "test_raw"
+        for name in ("fid", "precision", "recall", "coverage_entropy", "classes_covered", "label_accuracy", "intra_fid"):
+            assert at_the_end[f"{prefix}/{name}"] == pytest.approx(judged[name], rel=1e-6, abs=1e-9), name
+    assert at_the_end["test/fid"] != at_the_end["test_raw/fid"]
 
 
 def test_training_logs_val_fid_and_keeps_the_best_checkpoint(trained_run):

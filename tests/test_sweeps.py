@@ -11,8 +11,9 @@ import pytest
 from genlab.commands.report import main as report_main
 from tests.conftest import Finished, run_genlab
 
-QUICK = ("debug=limit", "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "model.latent_dim=8",
-         "model.net.generator.base_channels=8", "model.net.discriminator.base_channels=8")
+QUICK = ("debug=limit", "model.latent_dim=8", "model.net.generator.base_channels=8", "model.net.discriminator.base_channels=8",
+         # no val/fid (no domain classifier to train for it, no best.ckpt by it): the sweep, not the judge, is under test
+         "callbacks.sample_quality=null", "callbacks.best_checkpoint=null")
 
 
 def genlab(*args: str, cwd: Path) -> Finished:
@@ -193,3 +194,34 @@ def test_report_plot_marks_every_logged_point(tmp_path, monkeypatch):
     run = Run(tmp_path, "0_seed=1", "completed", ["seed=1"], {}, None, None, {"val/fid": [(0, 3.0), (10, 2.0)]}, "seed=1")
     plot_curves([run], "val/fid", tmp_path / "plot.png")
     assert markers == ["o"]
+
+
+def fake_run(folder: Path, overrides: list[str], metrics: dict[str, float], seconds: float) -> None:
+    """A completed run as genlab train leaves it for the report: summary.json and its last sample grid."""
+    from PIL import Image
+
+    (folder / "samples").mkdir(parents=True)
+    Image.new("RGB", (20, 20), (int(metrics["test/fid"]), 0, 0)).save(folder / "samples" / "last.png")
+    (folder / "summary.json").write_text(json.dumps({"status": "completed", "overrides": overrides, "metrics": metrics,
+                                                     "optimized_metric": None, "error": None, "seconds": seconds}))
+
+
+def test_mean_over_seed_tabulates_each_recipe_over_its_seeds_with_one_picture_each(tmp_path, capsys):
+    # a study: two recipes, three seeds each, judged at the end of training (test/fid)
+    fids = {"dcgan": [10.0, 14.0, 12.0], "wgan_gp": [8.0, 9.0, 10.0]}
+    for recipe, values in fids.items():
+        for seed, fid in enumerate(values):
+            fake_run(tmp_path / f"{recipe}_{seed}", [f"recipe={recipe}", f"seed={seed}", "budget.generator_steps=5"],
+                     {"test/fid": fid, "val/fid": 2 * fid}, seconds=60.0 * (seed + 1))
+    assert report_main([str(tmp_path), "--metric", "test/fid", "--mean-over", "seed"]) == 0
+    rows = list(csv.DictReader((tmp_path / "report_groups.csv").open()))
+    assert [row["group"] for row in rows] == ["recipe=wgan_gp", "recipe=dcgan"]  # sorted by the mean test/fid
+    assert [float(row["test/fid"]) for row in rows] == [9.0, 12.0]
+    assert [float(row["test/fid std"]) for row in rows] == [1.0, 2.0] and [row["test/fid n"] for row in rows] == ["3", "3"]
+    report = (tmp_path / "report.md").read_text()
+    section = report[report.index("## Mean over seed"):]
+    assert "| `recipe=wgan_gp` | 3 | 9 ± 1 | 18 ± 2 | 2.0 | ![](grids/recipe=wgan_gp.png) |" in section
+    assert "`seed=0`, `seed=1`, `seed=2`" in section
+    # each group's first run's grid, copied beside the report, and all of them side by side
+    assert (tmp_path / "grids" / "recipe=dcgan.png").is_file() and (tmp_path / "report_grids.png").is_file()
+    assert "report_grids.png" in capsys.readouterr().out

@@ -154,9 +154,10 @@ def hydra_app(config_name: str, on_failure: FailureHook | None = None) -> Callab
     """
 
     def decorate(work: Callable[[DictConfig, Job], Result]) -> Callable[[Sequence[str]], Any]:
-        @wraps(work)
         def main(argv: Sequence[str]) -> Any:
             import hydra
+
+            from genlab.commands.hydra_callbacks import announce_pending
 
             set_up()
 
@@ -172,8 +173,6 @@ def hydra_app(config_name: str, on_failure: FailureHook | None = None) -> Callab
 
                 with full_command_line(argv), report_user_errors(after_failure, sweep=job.in_sweep):
                     return work(cfg, job)
-
-            from genlab.commands.hydra_callbacks import announce_pending
 
             try:
                 with full_command_line([argv[0], *argv[2:]]):  # Hydra parses sys.argv[1:] as its overrides

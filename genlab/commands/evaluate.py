@@ -59,9 +59,23 @@ def generate(model: Any, n: int, batch_size: int, seed: int, options: dict[str, 
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """`genlab eval`: the checkpoint's run rebuilt from its folder, judged under `cfg`'s protocol."""
+    from genlab.builder import resolve_device
+
+    if cfg.extractor not in EXTRACTORS:
+        raise ConfigError(f"extractor={cfg.extractor!r} is not known; choose one of: {', '.join(EXTRACTORS)}")
+    device = resolve_device(cfg.device)
+    run_cfg = load_run_config(cfg.ckpt_path, cfg.paths)
+    model = load_model(cfg.ckpt_path, run_cfg, device, ema=cfg.get("ema", True))
+    return judge(model, run_cfg, cfg, device, str(Path(cfg.ckpt_path).resolve()))
+
+
+def judge(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: str, checkpoint: str) -> dict[str, Any]:
+    """The metrics of `model` (a trained module of the run `run_cfg` describes, on `device`) under the protocol
+    `cfg` (configs/eval.yaml's keys), with the protocol beside them; `checkpoint` names the weights judged."""
     import torch
 
-    from genlab.builder import build_datamodule, resolve_device
+    from genlab.builder import build_datamodule
     from genlab.data.datamodule import to_signed_unit
     from genlab.metrics.conditioning import intra_class_fid, label_accuracy, requested_labels
     from genlab.metrics.coverage import class_coverage
@@ -71,9 +85,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     if cfg.extractor not in EXTRACTORS:
         raise ConfigError(f"extractor={cfg.extractor!r} is not known; choose one of: {', '.join(EXTRACTORS)}")
-    device = resolve_device(cfg.device)
-    run_cfg = load_run_config(cfg.ckpt_path, cfg.paths)
-    model = load_model(cfg.ckpt_path, run_cfg, device, ema=cfg.get("ema", True))
     datamodule = build_datamodule(run_cfg)
     sampler = sampler_options(cfg)
     real_split = datamodule.split(cfg.split)
@@ -123,7 +134,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         if intra_fid is not None:
             metrics["intra_fid"] = intra_fid
     return {
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "checkpoint": checkpoint,
         "protocol": {
             "data": datamodule.name, "split": cfg.split, "n_generated": cfg.n_samples, "n_real": n_real,
             "extractor": name, "extractor_source": judge["source"],
@@ -156,8 +167,9 @@ def val_fid_protocol(run_cfg: DictConfig, val_size: int) -> dict[str, Any] | Non
 
 def write_results(results: dict[str, Any], ckpt_path: str | Path) -> Path:
     """Merge into metrics.json beside the checkpoint, one entry per checkpoint file name. Evaluations of two
-    checkpoints of one run may run at once (scripts/family_curves.py --jobs 2): the read-merge-write holds a lock
-    file, and the new file replaces the old whole, so neither entry is lost and no reader sees half a file."""
+    checkpoints of one run may run at once (`genlab eval -m ckpt_path=a,b hydra/launcher=parallel`): the
+    read-merge-write holds a lock file, and the new file replaces the old whole, so neither entry is lost and
+    no reader sees half a file."""
     path = Path(ckpt_path).expanduser().resolve().with_name("metrics.json")
     with metrics_lock(path.with_name(".metrics.json.lock")):
         existing = json.loads(path.read_text()) if path.is_file() else {}

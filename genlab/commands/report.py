@@ -41,6 +41,7 @@ class Run:
     label: str = ""  # the overrides that set this run apart from the others
     continued_in: str | None = None  # an interrupted search trial that a later trial went on from
     judge: str | None = None  # the domain classifier that judged its val/* sample quality (key and weights)
+    seconds: float | None = None  # the wall clock of its training (summary.json)
 
     @property
     def samples(self) -> Path | None:
@@ -75,6 +76,7 @@ def find_runs(root: Path) -> list[Run]:
                 error=summary.get("error"),
                 continued_in=summary.get("continued_in"),
                 judge=judge_of(summary),
+                seconds=summary.get("seconds"),
             )
         )
     return runs
@@ -348,6 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--metric", help="the objective to sort by (default: the runs' optimized_metric, else val/fid, val/loss, ...)")
     parser.add_argument("--mode", choices=("min", "max"), help="whether lower or higher is better (default: a search's direction, else by metric name)")
     parser.add_argument("--out", type=Path, help="where to write the report files (default: the folder)")
+    parser.add_argument("--mean-over", metavar="KEY",
+                        help="also one row per group of runs that differ only in this key (e.g. seed): each metric's"
+                             " mean ± std over them, report_groups.csv, and report_grids.png (one grid per group)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not args.folder.is_dir():
         print(f"genlab report: {args.folder} is not a folder", file=sys.stderr)
@@ -369,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     columns = metric_columns(runs, objective)
     write_csv(runs, columns, out / "report.csv")
     write_markdown(runs, columns, objective, args.folder, plot, out / "report.md", mode)
+    grouped = append_groups(runs, columns, objective, mode, args.mean_over, out) if args.mean_over else None
     study_plot = append_study(args.folder, out)
     completed = sum(r.status == "completed" for r in runs)
     pruned = sum(r.status == "pruned" for r in runs)
@@ -376,11 +382,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = len(runs) - completed - pruned - interrupted
     print(f"{len(runs)} runs ({completed} completed, {pruned} pruned, {failed} failed, {interrupted} interrupted),"
           f" {sort_order(runs, objective, mode)}")
-    print(f"wrote {out / 'report.md'}, {out / 'report.csv'}" + "".join(f", {p}" for p in (plot, study_plot) if p))
+    print(f"wrote {out / 'report.md'}, {out / 'report.csv'}" + "".join(f", {p}" for p in (plot, study_plot) if p)
+          + (f", {out / 'report_groups.csv'}" if grouped is not None else "") + (f", {grouped}" if grouped else ""))
     groups = judges_differ(runs)
     if groups:
         print(f"genlab report: warning: {judge_warning(groups)}", file=sys.stderr)
     return 0
+
+
+def append_groups(runs: Sequence[Run], columns: list[str], objective: str | None, mode: str | None, key: str,
+                  out: Path) -> Path | None:
+    """--mean-over KEY: the groups' section after the runs' table, report_groups.csv, and the groups' grids side
+    by side (its path, or None without grids)."""
+    from genlab.commands import report_groups
+
+    groups = report_groups.sort_groups(report_groups.group_runs(runs, key), objective, higher_is_better(objective, mode))
+    pictures = report_groups.copy_grids(groups, out)
+    picture = report_groups.strip(groups, pictures, objective, out / "report_grids.png")
+    lines = report_groups.markdown(groups, columns, key, objective, pictures, out)
+    if picture:
+        lines += ["", f"![each group's first run's samples]({picture.name})"]
+    with open(out / "report.md", "a") as handle:
+        handle.write("\n".join(lines) + "\n")
+    report_groups.write_csv(groups, columns, out / "report_groups.csv")
+    return picture
 
 
 def append_study(folder: Path, out: Path) -> Path | None:

@@ -6,12 +6,12 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from omegaconf import DictConfig
 
 from genlab.commands.app import Job, hydra_app
-from genlab.errors import GenlabError, TrainingInterrupted, is_integer, require
+from genlab.errors import ConfigError, GenlabError, TrainingInterrupted, is_integer, require
 from genlab.run.folder import check_writable
 from genlab.run.summary import write_summary
 
@@ -43,7 +43,9 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float | None:
         if continues_in_place(cfg.get("resume_in"), cfg.ckpt_path):
             keep_earlier_logs(cfg.paths.output_dir, f"step_{model.generator_steps}_{int(time.time())}")
     datamodule.setup("fit")  # missing or broken data fails here, before Lightning starts up
+    started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    seconds = time.perf_counter() - started
     metric_name = cfg.get("optimized_metric")
     if metric_name and metric_name not in trainer.callback_metrics:
         raise GenlabError(
@@ -51,11 +53,14 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float | None:
         )
     if trainer.is_global_zero:
         output_dir = cfg.paths.output_dir
+        metrics = {k: v for k, v in trainer.callback_metrics.items() if k != "step"}
+        if cfg.get("evaluate") is not None:
+            metrics.update(judged_at_the_end(cfg, model, trainer))
         # who judged the val/* sample-quality metrics (the domain classifier's key and weights), if any callback did
         judges = [callback.judge for callback in trainer.callbacks if getattr(callback, "judge", None)]
         write_summary(
-            output_dir, "completed", {k: v for k, v in trainer.callback_metrics.items() if k != "step"}, metric_name,
-            overrides=overrides, global_step=trainer.global_step, epochs=trainer.current_epoch, **model.progress.axis(),
+            output_dir, "completed", metrics, metric_name, overrides=overrides, global_step=trainer.global_step,
+            epochs=trainer.current_epoch, seconds=round(seconds, 1), **model.progress.axis(),
             **({"judge": judges[0]} if judges else {}),
         )
         from genlab.run.hparams import log_hparams, run_hparams
@@ -66,6 +71,52 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float | None:
         log.info("samples:    %s/samples/last.png", output_dir)
         log.info("watch it:   tensorboard --logdir %s", cfg.paths.log_dir)
     return float(trainer.callback_metrics[metric_name]) if metric_name else None
+
+
+def judged_at_the_end(cfg: DictConfig, model: Any, trainer: Any) -> dict[str, float]:
+    """`evaluate`: the trained weights judged as `genlab eval` judges a checkpoint (configs/eval.yaml's protocol,
+    the run's own domain classifier settings, then `evaluate`'s keys), as test/<metric>; with
+    `evaluate.raw_weights=true` a run that keeps an EMA is judged with its raw weights too (test_raw/<metric>).
+    The EMA's results also go into metrics.json beside checkpoints/last.ckpt, whose weights they are."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import ConfigKeyError
+
+    from genlab.commands.evaluate import judge, write_results
+
+    settings = OmegaConf.to_container(cfg.evaluate, resolve=True)
+    require(isinstance(settings, dict), "evaluate", settings, "null or a mapping of genlab eval's keys, e.g. {n_samples: 1000}")
+    raw_too = settings.pop("raw_weights", False)
+    require(isinstance(raw_too, bool), "evaluate.raw_weights", raw_too, "true or false")
+    if GlobalHydra.instance().is_initialized():  # inside genlab train
+        protocol = compose("eval", overrides=["ckpt_path=end"])
+    else:
+        with initialize_config_module("genlab.configs", version_base="1.3"):
+            protocol = compose("eval", overrides=["ckpt_path=end"])
+    with open_dict(protocol):
+        protocol.paths, protocol.classifier = cfg.paths, cfg.classifier
+    try:
+        protocol = OmegaConf.merge(protocol, {"progress": False, **settings})
+    except ConfigKeyError as error:
+        raise ConfigError(f"evaluate.{error.key} is not a key of genlab eval (configs/eval.yaml): drop it") from None
+    last = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt" if trainer.checkpoint_callback is not None else None
+    checkpoint = str(last) if last is not None and last.is_file() else "the weights at the end of training"
+    device, was = str(model.device), model.samples_from_ema
+    results = judge(model, cfg, protocol, device, checkpoint)
+    if last is not None and last.is_file():
+        write_results(results, last)
+    judged = {f"test/{name}": value for name, value in results["metrics"].items()}
+    if raw_too and model.ema is not None:
+        model.samples_from_ema = False
+        try:
+            raw = judge(model, cfg, protocol, device, checkpoint)
+        finally:
+            model.samples_from_ema = was
+        judged.update({f"test_raw/{name}": value for name, value in raw["metrics"].items()})
+    log.info("at the end of training: %s", ", ".join(f"{name} {value:.4g}" for name, value in judged.items()
+                                                     if name.endswith(("/fid", "/coverage_entropy", "/label_accuracy"))))
+    return judged
 
 
 def record_failure(cfg: DictConfig, job: Job, error: BaseException, mistake: GenlabError | None) -> None:

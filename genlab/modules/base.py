@@ -86,7 +86,7 @@ class TrainingModule(pl.LightningModule):
     ) -> Tensor:
         """The family's `sample` (genlab/families/base.py) with the run's average swapped in, when it keeps one
         and neither `ema=False` nor `samples_from_ema = False` (`genlab eval/sample ema=false`) asks for the raw weights."""
-        self.family.check_options(options)
+        self.family.check_options(options)  # before the average's standing statistics are measured for nothing
         with self.averaged(ema):
             return self.family.sample(n, labels, generator, noise, **options)
 
