@@ -34,11 +34,12 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/genlab train experiment=quickstart $(TRAIN_ARGS)
 
+# one pytest process per core (pytest-xdist), each with one torch thread (tests/conftest.py)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow"
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir outputs

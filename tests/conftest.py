@@ -24,6 +24,15 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest process per core: each (and every process it starts) trains on one thread,
+    # as two torch jobs with two threads each on two cores slow each other far more than twice
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
     """An IDX file as LeCun distributes MNIST: zero, zero, dtype 0x08 (uint8), n_dims, sizes, data."""
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)

@@ -19,9 +19,14 @@ def run(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProces
     return subprocess.run([GENLAB, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def test_help_lists_the_subcommands(tmp_path):
+def test_help_lists_every_subcommand_with_what_it_does(tmp_path):
+    from genlab.cli import SUBCOMMANDS
+
     result = run("--help", cwd=tmp_path)
-    assert result.returncode == 0 and "train" in result.stdout
+    assert result.returncode == 0 and result.stdout.startswith("usage: genlab <command>")
+    listed = [line.split(None, 1) for line in result.stdout.splitlines() if line.startswith("  ") and line.strip()]
+    assert [(name, about.strip()) for name, about in listed] == [(name, about) for name, (_, about) in SUBCOMMANDS.items()]
+    assert [name for name, _ in listed] == ["train", "eval", "sample", "report"]
 
 
 def test_train_help_shows_the_config_groups_and_their_options(tmp_path):
@@ -29,9 +34,12 @@ def test_train_help_shows_the_config_groups_and_their_options(tmp_path):
     assert result.returncode == 0
     groups = dict(line.split(":", 1) for line in result.stdout.splitlines() if line[:1].isalpha() and ":" in line)
     assert groups["data"].split() == ["cifar10,", "mnist,", "mnist_mini"]
-    assert groups["model/net"].split() == ["conv_vae,", "dcgan,", "dcgan_auxiliary,", "dcgan_projection,", "dcgan_projection_small,", "mlp,", "unet"]
+    assert groups["model/net"].split() == ["conv_vae,", "dcgan,", "dcgan_auxiliary,", "dcgan_projection,", "dcgan_projection_small,",
+                                           "dcgan_small,", "mlp,", "unet"]
+    assert groups["optimizer"].split() == ["adam,", "adam_fast,", "adam_r3gan,", "adam_unet,", "adam_vae,", "adam_wgan_gp,",
+                                           "rmsprop,", "sgd"]
     assert groups["model"].split() == [f"{m}," for m in "acgan cddpm cflow cgan cvae dcgan ddpm flow gan lsgan rpgan sngan vae wgan".split()] + ["wgan_gp"]
-    for group in ("trainer", "experiment", "debug", "optimizer", "logger", "callbacks", "paths", "hydra"):
+    for group in ("trainer", "experiment", "recipe", "debug", "logger", "callbacks", "paths", "hydra", "hydra/launcher"):
         assert group in groups
     assert "genlab train model=wgan_gp data=cifar10" in result.stdout
 
@@ -48,6 +56,17 @@ def test_train_help_for_a_nested_group_shows_its_keys_under_its_package(tmp_path
     result = run("train", "--help", "model/net", cwd=tmp_path)
     assert result.returncode == 0
     assert "== model/net=mlp " in result.stdout and "  model.net.discriminator.norm=batch\n" in result.stdout
+
+
+def test_train_help_for_the_model_group_shows_what_a_variant_inherits_and_the_optimizer_a_model_picks(tmp_path):
+    from tests.conftest import run_genlab
+
+    text = run_genlab("train", "--help", "model", cwd=tmp_path).stdout
+    lsgan = text[text.index("== model=lsgan "):text.index("== model=rpgan ")]  # lsgan.yaml holds its loss alone
+    assert "  model.loss=least_squares\n" in lsgan and "  model.net.generator._target_=genlab.nets.dcgan.Generator\n" in lsgan
+    assert "picks:" not in lsgan  # DCGAN's nets and the default optimizer
+    wgan = text[text.index("== model=wgan "):text.index("== model=wgan_gp ")]
+    assert "  picks: optimizer=rmsprop\n" in wgan and "  model.regularizers.weight_clipping.clip_value=0.01\n" in wgan
 
 
 def test_train_help_for_a_group_does_not_import_torch(tmp_path):
