@@ -58,6 +58,7 @@ def test_train_help_for_a_nested_group_shows_its_keys_under_its_package(tmp_path
     assert "== model/net=mlp " in result.stdout and "  model.net.discriminator.norm=batch\n" in result.stdout
 
 
+@pytest.mark.slow
 def test_train_help_for_the_model_group_shows_what_a_variant_inherits_and_the_optimizer_a_model_picks(tmp_path):
     from tests.conftest import run_genlab
 
@@ -106,6 +107,7 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
     assert result.returncode == 0 and "latent_dim: 7" in result.stdout
 
 
+@pytest.mark.slow
 def test_ddp_on_cpu_trains_two_ranks_into_one_run_folder(tmp_path):
     """Lightning re-executes sys.argv for rank 1: the `train` subcommand must survive that."""
     make_mnist(tmp_path / "data", n_train=96)

@@ -101,6 +101,7 @@ def test_requested_labels_are_the_ones_sample_batches_asks_for():
     assert torch.equal(torch.cat(bank.asked), requested_labels(47, 10))
 
 
+@pytest.mark.slow
 def test_val_label_accuracy_of_real_digits_of_the_asked_class_is_the_classifiers_accuracy_on_them(judge, test_digits):
     images, labels, predicted = test_digits
     bank = {k: images[labels == k][:10] for k in range(10)}
@@ -111,12 +112,14 @@ def test_val_label_accuracy_of_real_digits_of_the_asked_class_is_the_classifiers
     assert logged["val/label_accuracy"] == pytest.approx(float(expected))
 
 
+@pytest.mark.slow
 def test_val_label_accuracy_of_digits_of_another_class_is_zero(judge, test_digits):
     images, _, predicted = test_digits
     bank = {k: images[predicted == (k + 1) % 10][:5] for k in range(10)}  # asked for k, shows k + 1
     assert logged_by_the_callback(DigitBank(bank), judge, images)["val/label_accuracy"] == 0.0
 
 
+@pytest.mark.slow
 def test_unconditional_models_log_no_label_accuracy(judge, test_digits):
     images, labels, _ = test_digits
     logged = logged_by_the_callback(DigitBank({0: images[:50]}, num_classes=0), judge, images)

@@ -13,6 +13,9 @@ from genlab.callbacks.interrupt import GracefulInterrupt, TrainingInterrupted
 from genlab.errors import DivergenceError
 from tests.test_resume import SignalAt, fitted
 
+# trains the UNet families (resume, bf16, divergence): seconds each
+pytestmark = pytest.mark.slow
+
 # 2 epochs of 4 batches of 16 (debug=limit), an 8-channel UNet, no callbacks or logger
 SMALL = ("trainer=cpu", "debug=limit", "trainer.enable_progress_bar=false", "data.val_size=16",
          "model.net.denoiser.width=8", "callbacks=none", "~logger")

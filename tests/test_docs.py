@@ -10,6 +10,9 @@ import pytest
 
 from tests.conftest import run_genlab
 
+# composes every genlab train command of the README and docs: seventy compositions
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 # what stands for a value the reader fills in: composed with a stand-in of the same kind

@@ -194,6 +194,7 @@ def test_a_run_with_ema_and_ada_interrupted_and_resumed_ends_with_the_same_raw_a
         assert torch.equal(expected[name], got[name]), name
 
 
+@pytest.mark.slow
 def test_eval_and_sample_use_the_average_by_default_and_the_raw_weights_on_request(tmp_path):
     import json
 

@@ -11,6 +11,9 @@ from PIL import Image
 from genlab.commands.evaluate import format_table
 from tests.conftest import Finished, run_genlab
 
+# a trained run judged by genlab eval and genlab sample (and Inception's features)
+pytestmark = pytest.mark.slow
+
 # a small domain classifier keeps the one-off classifier training to seconds
 SMALL_JUDGE = ("classifier.epochs=1", "classifier.base_channels=8", "classifier.feature_dim=32")
 

@@ -208,6 +208,7 @@ def digit_features(inception: InceptionFeatures) -> dict[str, torch.Tensor]:
     return dict(zip(("digits_a", "digits_b", "noise"), found.split(DIGITS_PER_SET)))
 
 
+@pytest.mark.slow
 def test_inception_loads_the_bundled_weights_and_gives_2048_features(inception, digit_features):
     assert inception.source.endswith("default_1.pt")
     assert digit_features["digits_a"].shape == (DIGITS_PER_SET, 2048)  # from 1x28x28
@@ -215,6 +216,7 @@ def test_inception_loads_the_bundled_weights_and_gives_2048_features(inception, 
         assert inception(torch.rand(2, 3, 32, 32) * 2 - 1).shape == (2, 2048)
 
 
+@pytest.mark.slow
 def test_inception_fid_of_digits_is_near_zero_against_themselves_and_far_from_noise(digit_features):
     digits, other_digits, noise = digit_features["digits_a"], digit_features["digits_b"], digit_features["noise"]
     assert abs(fid(digits, digits)) < 1e-6

@@ -86,6 +86,7 @@ def edm_run(tmp_path_factory) -> tuple[Path, Path, tuple[str, ...]]:
     return workdir, run_dir, judge
 
 
+@pytest.mark.slow
 def test_a_new_family_trains_with_genlabs_loop_grid_and_val_fid(edm_run):
     _, run_dir, _ = edm_run
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -94,6 +95,7 @@ def test_a_new_family_trains_with_genlabs_loop_grid_and_val_fid(edm_run):
     assert Image.open(run_dir / "samples" / "last.png").size == (8 * 30 + 2, 8 * 30 + 2)  # 8 x 8 samples of 28 px
 
 
+@pytest.mark.slow
 def test_a_new_family_is_judged_and_sampled_by_genlab_eval_and_sample(edm_run):
     workdir, run_dir, judge = edm_run
     checkpoint = run_dir / "checkpoints" / "last.ckpt"

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# trains four families for 30 steps each in a fresh interpreter
+pytestmark = pytest.mark.slow
+
 DEMO = Path(__file__).resolve().parent / "plain_loop_demo.py"
 
 

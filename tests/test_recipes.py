@@ -12,6 +12,9 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+# composes every row of every results table, both ways
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ["docs/recipes/recipes.json", "docs/recipes_5000/recipes.json", "docs/gallery/recipes.json",
           "docs/gallery/candidates_1000/recipes.json"]

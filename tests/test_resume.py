@@ -96,6 +96,7 @@ def genlab(*args: str, cwd: Path):
     return run_genlab(*args, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_resuming_from_a_runs_checkpoint_replays_its_overrides_and_refuses_a_shape_change(tmp_path):
     from omegaconf import OmegaConf
 
@@ -121,6 +122,7 @@ def test_resuming_from_a_runs_checkpoint_replays_its_overrides_and_refuses_a_sha
     assert "does not fit the model" in line and "model.latent_dim=7" in line and "drop that override" in line
 
 
+@pytest.mark.slow
 def test_ddp_ranks_signalled_together_stop_at_one_batch_write_one_checkpoint_and_resume(tmp_path):
     """A cluster's scheduler signals the whole process group: every rank must stop cleanly, together."""
     import os

@@ -69,6 +69,7 @@ def test_on_nonfinite_skip_skips_the_bad_steps_and_trains_on(compose_train, fake
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_a_signal_writes_a_resumable_checkpoint_and_resuming_continues_there(tmp_path, signame):
     make_mnist(tmp_path / "data", n_train=96)

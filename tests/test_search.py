@@ -44,6 +44,7 @@ def summary(folder: Path) -> dict:
     return json.loads((folder / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_pruner_stops_hopeless_trials_which_summary_json_and_the_report_mark_pruned(tmp_path):
     # trials 1 and 2 learn at 1e-7, hopeless beside trial 0 at the first validation: the median rule stops them
     good, hopeless = "{optimizer.lr:0.003,model.latent_dim:8,data.batch_size:32}", "{optimizer.lr:1e-7,model.latent_dim:8,data.batch_size:32}"
@@ -88,6 +89,7 @@ class SigtermInTraining(pl.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+@pytest.mark.slow
 def test_a_trial_stopped_in_training_is_continued_from_its_checkpoint_by_the_next_command(tmp_path):
     # trial 1 gets SIGTERM at generator step 6 of 8 (in its second epoch): the search stops; the same command
     # then continues trial 1 from its checkpoint as trial 2, which brings the study to n_trials=2
@@ -146,6 +148,7 @@ def test_an_interrupted_trial_comes_back_first_with_its_parameters_and_checkpoin
     assert unfinished(study.get_trials()) == [] and continue_interrupted(study) == []  # continued once only
 
 
+@pytest.mark.slow
 def test_a_trial_whose_process_died_is_known_by_its_missed_heartbeats_and_continued(tmp_path):
     from genlab.search.signals import Heartbeat
     from genlab.search.storage import open_storage
@@ -165,6 +168,7 @@ def test_a_trial_whose_process_died_is_known_by_its_missed_heartbeats_and_contin
     assert continue_interrupted(study) == [0]  # run again with its parameters, like an interrupted trial
 
 
+@pytest.mark.slow
 def test_a_grid_sweep_run_again_with_resume_sweep_runs_only_its_failed_job(tmp_path):
     # job 1 fails for want of its data set; once the files are there, the re-run trains it and leaves job 0 alone
     sweep = tmp_path / "outputs" / "sweep"

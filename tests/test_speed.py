@@ -68,6 +68,7 @@ def test_channels_last_runs_the_convolutions_in_nhwc_and_gives_the_same_losses(c
     assert_same_metrics({k: float(v) for k, v in trainer.callback_metrics.items()}, eager, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_compiled_networks_train_to_the_eager_losses_and_the_penalty_pass_stays_eager(compose_train, fake_data_root):
     # aot_eager traces and differentiates like the default inductor backend, without C++ compilation
     data = ("data=mnist", f"paths.data_dir={fake_data_root}")
@@ -85,6 +86,7 @@ def test_compiled_networks_train_to_the_eager_losses_and_the_penalty_pass_stays_
     assert_same_metrics({k: float(v) for k, v in trainer.callback_metrics.items()}, eager, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_compile_with_its_default_backend_trains_the_vae_to_the_eager_losses(compose_train, fake_data_root):
     data = ("data=mnist", f"paths.data_dir={fake_data_root}")
     _, _, eager = fit(compose_train(*VAE, *data))

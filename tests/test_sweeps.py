@@ -21,6 +21,7 @@ def genlab(*args: str, cwd: Path) -> Finished:
     return run_genlab(*args, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_every_job_in_its_own_folder_and_a_failure_does_not_stop_the_others(tmp_path):
     result = genlab("train", "-m", *QUICK, "optimizer.lr=1e-4,-1,2e-4", cwd=tmp_path)
     assert result.returncode != 0  # Hydra reports the failed job at the end ...

@@ -13,6 +13,7 @@ from genlab.commands.train import train
 from tests.conftest import FAST, logged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
 def test_a_few_steps_on_real_format_data_write_checkpoints_and_logs(compose_train, fake_data_root, dataset):
     cfg = compose_train(*FAST, f"data={dataset}", f"paths.data_dir={fake_data_root}", "logger=many",
@@ -28,6 +29,7 @@ def test_a_few_steps_on_real_format_data_write_checkpoints_and_logs(compose_trai
     assert (run / "samples" / "last.png").is_file()
 
 
+@pytest.mark.slow
 def test_resuming_continues_from_the_saved_global_step(compose_train, fake_data_root, tmp_path):
     first = compose_train(*FAST, "data=mnist", f"paths.data_dir={fake_data_root}", "logger=csv")
     train(first)
@@ -52,6 +54,7 @@ def test_resuming_continues_from_the_saved_global_step(compose_train, fake_data_
     assert [value for _, value in logged(Path(second.paths.output_dir), "train/generator_steps")][-1] == 12
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_losses(compose_train, fake_data_root, tmp_path):
     runs = []
     for name in ("a", "b"):
