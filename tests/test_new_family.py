@@ -99,8 +99,10 @@ def test_a_new_family_trains_with_genlabs_loop_grid_and_val_fid(edm_run):
 def test_a_new_family_is_judged_and_sampled_by_genlab_eval_and_sample(edm_run):
     workdir, run_dir, judge = edm_run
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    result = run_genlab("eval", f"ckpt_path={checkpoint}", "n_samples=40", "batch_size=20", "extractor=classifier",
-                        "kid_subset_size=20", "progress=false", "sampler={steps:2}", *judge, cwd=workdir)
+    # tests.edm.EDM is not a target genlab ships: its own user vouches for the run folder (genlab/run/trust.py)
+    result = run_genlab("eval", f"ckpt_path={checkpoint}", "trust_run=true", "n_samples=40", "batch_size=20",
+                        "extractor=classifier", "kid_subset_size=20", "progress=false", "sampler={steps:2}", *judge,
+                        cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     entry = json.loads((run_dir / "checkpoints" / "metrics.json").read_text())["last.ckpt"]
     assert entry["protocol"]["sampler"] == {"method": "heun", "steps": 2, "evaluations": 4}  # Heun: 2 per step
@@ -112,8 +114,9 @@ def test_a_new_family_is_judged_and_sampled_by_genlab_eval_and_sample(edm_run):
     assert judged_by["extractor"]["name"] == "classifier"
     assert judged_by["extractor"]["weights_sha256"] == trained_with["weights_sha256"]
     out = workdir / "png"
-    result = run_genlab("sample", f"ckpt_path={checkpoint}", "n=16", "nrow=4", f"out={out}", "n_interpolations=2",
-                        "interpolation_steps=5", "trajectory_rows=2", "trajectory_frames=4", "sampler={steps:3}", cwd=workdir)
+    result = run_genlab("sample", f"ckpt_path={checkpoint}", "trust_run=true", "n=16", "nrow=4", f"out={out}",
+                        "n_interpolations=2", "interpolation_steps=5", "trajectory_rows=2", "trajectory_frames=4",
+                        "sampler={steps:3}", cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert Image.open(out / "sample_seed0.png").size == (4 * 30 + 2, 4 * 30 + 2)
     assert Image.open(out / "interpolation_seed0.png").size == (5 * 30 + 2, 2 * 30 + 2)

@@ -44,11 +44,30 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header_end).reshape(shape)
 
 
+# what a CIFAR batch's pickle may name: numpy's array and dtype rebuilders (numpy 1's and 2's module names) and
+# the bytes codec; anything else (os.system, ...) is refused, since data.root can point anywhere, a run folder too
+CIFAR_PICKLE_GLOBALS = {
+    *((module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+      for name in ("_reconstruct", "scalar")),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays, and refuses every other callable a pickle names."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in CIFAR_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch")
+        return super().find_class(module, name)
+
+
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR 'python version' batch: a pickled dict with 'data' (N x 3072 uint8) and 'labels'."""
     try:
         with open(path, "rb") as handle:
-            entry = pickle.load(handle, encoding="latin1")
+            entry = ArraysOnlyUnpickler(handle, encoding="latin1").load()
         data = np.asarray(entry["data"], dtype=np.uint8)
         labels = np.asarray(entry["labels"] if "labels" in entry else entry["fine_labels"], dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:

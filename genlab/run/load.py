@@ -51,23 +51,43 @@ def config_file_of(ckpt_path: str | Path) -> Path:
     return run_folder_of(ckpt_path) / ".hydra" / "config.yaml"
 
 
-def load_run_config(ckpt_path: str | Path, paths: DictConfig | None = None) -> DictConfig:
+def why_not_a_checkpoint_file(checkpoint: Path) -> str:
+    """Why `checkpoint` cannot be loaded as a file, with the checkpoints it may have meant (for ckpt_path's message)."""
+    if checkpoint.is_dir():
+        inside = sorted(checkpoint.glob("*.ckpt")) or sorted(checkpoint.glob("checkpoints/*.ckpt"))
+        last = next((path for path in inside if path.name == "last.ckpt"), inside[-1] if inside else None)
+        example = f"e.g. ckpt_path={last}" if last else "a .ckpt file in a run's checkpoints/ folder"
+        return f"this is a folder, not a checkpoint file: give one of its checkpoints, {example}"
+    if checkpoint.exists():
+        return "this is not a regular file: give a .ckpt file in a run's checkpoints/ folder"
+    nearby = sorted(path.name for path in checkpoint.parent.glob("*.ckpt")) if checkpoint.parent.is_dir() else []
+    there = f" ({checkpoint.parent} holds {', '.join(nearby[:5])})" if nearby else ""
+    return f"the checkpoint does not exist{there}; give a .ckpt file in a run's checkpoints/ folder"
+
+
+def load_run_config(ckpt_path: str | Path, paths: DictConfig | None = None, trust_run: bool = False) -> DictConfig:
     """The config a checkpoint's run was trained with; `paths` (this session's) replaces the run's.
 
     The checkpoint itself is looked at first: a typo in ckpt_path is reported as such, not as a
-    run folder without its config.
+    run folder without its config. The config may name only code genlab's own configs build
+    (genlab/run/trust.py), unless `trust_run`: the user vouches for the folder.
     """
+    if not str(ckpt_path).strip():  # Path("") is ".", a folder: say what was really given
+        raise ConfigError("ckpt_path is empty: give a .ckpt file in a run's checkpoints/ folder")
     checkpoint = Path(ckpt_path).expanduser()
     if not checkpoint.is_file():
-        what = "is a folder, not a file" if checkpoint.is_dir() else "does not exist"
-        raise ConfigError(f"ckpt_path={ckpt_path}: the checkpoint {what}; give a .ckpt file in a run's checkpoints/ folder")
+        raise ConfigError(f"ckpt_path={ckpt_path}: {why_not_a_checkpoint_file(checkpoint)}")
     config_file = config_file_of(ckpt_path)
     if not config_file.is_file():
         raise ConfigError(
             f"{config_file} is missing: ckpt_path must point into the checkpoints/ folder of a genlab run"
             " (the run's config is read from <run>/.hydra/config.yaml)"
         )
-    cfg = upgrade_run_config(OmegaConf.load(config_file))
+    from genlab.run.trust import check_run_config
+
+    cfg = OmegaConf.load(config_file)
+    check_run_config(cfg, config_file, trust_run)
+    cfg = upgrade_run_config(cfg)
     if paths is not None:
         with open_dict(cfg):
             cfg.paths = paths

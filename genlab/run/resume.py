@@ -19,8 +19,9 @@ from genlab.run.load import run_folder_of
 if TYPE_CHECKING:
     from torch import nn
 
-# keys of a run's own command line that a resume does not replay
-NOT_REPLAYED = ("ckpt_path", "hydra.", "resume_in")
+# keys of a run's own command line that a resume does not replay (Hydra's own settings, `hydra.searchpath`
+# and the `hydra/launcher=...` groups included: genlab/run/trust.py refuses whatever of Hydra's gets past)
+NOT_REPLAYED = ("ckpt_path", "hydra.", "hydra/", "resume_in")
 
 
 def continues_in_place(resume_in: str | None, ckpt_path: str | None) -> bool:
@@ -64,9 +65,14 @@ def run_overrides(ckpt_path: str | Path) -> list[str] | None:
     return [str(o) for o in OmegaConf.load(path)]
 
 
+def replayed(original: list[str]) -> list[str]:
+    """The run's own overrides that a resume replays."""
+    return [o for o in original if not override_key(o).startswith(NOT_REPLAYED)]
+
+
 def merge_overrides(original: list[str], new: list[str]) -> list[str]:
     """The run's overrides, then this command's; a key given again takes the new value."""
-    merged = {override_key(o): o for o in original if not override_key(o).startswith(NOT_REPLAYED)}
+    merged = {override_key(o): o for o in replayed(original)}
     for override in new:
         merged.pop(override_key(override), None)
         merged[override_key(override)] = override
@@ -83,6 +89,12 @@ def with_run_config(cfg: DictConfig, given: Sequence[str], record_in: Path | Non
     original = run_overrides(cfg.ckpt_path)
     if original is None:  # a checkpoint from elsewhere: this command's config alone
         return cfg
+    from genlab.run.trust import check_config, check_resumed_run, targets_named, trusted
+
+    folder, trust = run_folder_of(cfg.ckpt_path), trusted(cfg.get("trust_run", False))
+    vouched = targets_named(cfg)  # what this command's own line names, the user's to vouch for
+    if not trust:  # what the run folder holds names only code genlab ships (or this command names), before composing
+        check_resumed_run(folder, replayed(original), vouched)
     overrides = merge_overrides(original, list(given))
     try:
         resumed = compose(config_name, overrides=overrides)
@@ -92,6 +104,9 @@ def with_run_config(cfg: DictConfig, given: Sequence[str], record_in: Path | Non
             f"cannot rebuild the config of the run of ckpt_path={cfg.ckpt_path} from its overrides {overrides}:"
             f" {first_line}"
         ) from error
+    if not trust:
+        replayed_from = folder / ".hydra" / "overrides.yaml"
+        check_config(resumed, f"the config composed from {replayed_from} and this command line", folder, vouched)
     if record_in is not None:
         record_config(resumed, overrides, record_in)
     return resumed
@@ -143,3 +158,38 @@ def check_checkpoint_fits(state_dict: Mapping[str, Any], module: nn.Module, ckpt
         f"ckpt_path={ckpt_path} does not fit the model this config builds:"
         f" {first_difference(expected, dict(state_dict))}{cause}"
     )
+
+
+def nothing_left_to_train(checkpoint: Mapping[str, Any], cfg: DictConfig) -> str | None:
+    """Why resuming `checkpoint` under `cfg` would train nothing (the run reached its limits), or None.
+
+    Lightning would start, find every limit reached and stop at once; genlab would then write a summary with
+    no metrics over the finished run's. Epochs count as Lightning's loop records them (processed)."""
+    loops = checkpoint.get("loops") or {}
+    epochs = (((loops.get("fit_loop") or {}).get("epoch_progress") or {}).get("current") or {}).get("processed")
+    trainer, budget, progress = cfg.get("trainer") or {}, cfg.get("budget") or {}, checkpoint.get("progress") or {}
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    if isinstance(epochs, int) and isinstance(max_epochs, int) and max_epochs != -1 and epochs >= max_epochs:
+        return f"the run trained {epochs} epochs of trainer.max_epochs={max_epochs}: raise trainer.max_epochs to train on"
+    if isinstance(max_steps, int) and max_steps > 0 and checkpoint.get("global_step", 0) >= max_steps:
+        return f"the run took {checkpoint.get('global_step')} steps of trainer.max_steps={max_steps}: raise trainer.max_steps"
+    for key, done in (("generator_steps", "generator_steps"), ("images", "images_seen")):
+        limit = budget.get(key)
+        if limit and progress.get(done, 0) >= limit:
+            return f"the run reached budget.{key}={limit}: raise budget.{key} to train on"
+    return None
+
+
+def check_something_to_continue(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Before `genlab train ckpt_path=...` makes or touches a folder: refuse a run that has nothing left to train
+    under the config the resume would rebuild (the run's overrides, then this command's)."""
+    from genlab.run.checkpoints import load_checkpoint
+
+    try:
+        checkpoint = load_checkpoint(cfg.ckpt_path, map_location="cpu")
+    except Exception:
+        return  # a missing or broken checkpoint is refused by the command itself, by name
+    resumed = with_run_config(cfg, overrides, None)
+    why = nothing_left_to_train(checkpoint, resumed)
+    if why is not None:
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path}: nothing to continue: {why}")
