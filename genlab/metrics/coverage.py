@@ -42,7 +42,7 @@ def class_coverage(probabilities: Tensor, threshold: float = 0.9) -> ClassCovera
     if probabilities.ndim != 2 or probabilities.shape[1] < 2 or len(probabilities) == 0:
         raise ConfigError(f"expected (N, C >= 2) class probabilities, got shape {tuple(probabilities.shape)}")
     if not 0.0 < threshold <= 1.0:
-        raise ConfigError(f"the confidence threshold must lie in (0, 1], got {threshold}")
+        raise ConfigError(f"coverage_threshold={threshold} is not valid: it must lie in (0, 1]")
     num_classes = probabilities.shape[1]
     top, predicted = probabilities.detach().cpu().max(dim=1)  # compared in their own dtype: 0.9 >= 0.9
     counts = torch.bincount(predicted, minlength=num_classes)

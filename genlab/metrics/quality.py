@@ -76,11 +76,11 @@ def kid(real: Tensor, fake: Tensor, subsets: int = 100, subset_size: int = 1000,
     """
     _check_pair(real, fake)
     if subsets < 1:
-        raise ConfigError(f"KID needs subsets >= 1, got {subsets}")
+        raise ConfigError(f"kid_subsets={subsets} is not valid: KID needs 1 subset at least")
     if not 2 <= subset_size <= min(len(real), len(fake)):
         raise ConfigError(
-            f"KID subset_size={subset_size} must lie in [2, {min(len(real), len(fake))}] "
-            f"(the smaller feature set): lower subset_size or compute more samples"
+            f"kid_subset_size={subset_size} must lie in [2, {min(len(real), len(fake))}] "
+            f"(the smaller feature set): lower kid_subset_size or raise n_samples"
         )
     generator = torch.Generator().manual_seed(seed)
     values = torch.tensor(
@@ -104,7 +104,8 @@ def inception_score(probabilities: Tensor, splits: int = 10) -> MeanStd:
     if probabilities.ndim != 2:
         raise ConfigError(f"expected (N, C) class probabilities, got shape {tuple(probabilities.shape)}")
     if not 1 <= splits <= len(probabilities):
-        raise ConfigError(f"inception score splits={splits} must lie in [1, {len(probabilities)}] (the sample count)")
+        raise ConfigError(f"is_splits={splits} must lie in [1, {len(probabilities)}] (the number of generated images):"
+                          " lower is_splits or raise n_samples")
     scores = []
     for part in torch.tensor_split(probabilities.double(), splits):
         marginal = part.mean(0, keepdim=True)
@@ -138,7 +139,8 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = 3, chunk_size: int = 1
     """
     _check_pair(real, fake)
     if not 1 <= k < min(len(real), len(fake)):
-        raise ConfigError(f"precision/recall k={k} must lie in [1, {min(len(real), len(fake)) - 1}] (set size - 1)")
+        raise ConfigError(f"pr_k={k} must lie in [1, {min(len(real), len(fake)) - 1}] (the smaller image set's size - 1):"
+                          " lower pr_k or raise n_samples")
     real, fake = real.double(), fake.double()
     precision = inside_manifold(fake, real, knn_radii(real, k, chunk_size), chunk_size)
     recall = inside_manifold(real, fake, knn_radii(fake, k, chunk_size), chunk_size)
