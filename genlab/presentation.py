@@ -16,12 +16,20 @@ def format_value(value: float | None, digits: int = 4) -> str:
     return "" if value is None or math.isnan(value) else f"{value:.{digits}g}"
 
 
-def save_figure(figure: Any, axes: Any, path: Path, legend_size: int) -> Path:
-    """Legend, layout, a PNG at the report's resolution, and the figure closed (plots of runs and of studies)."""
+def save_figure(figure: Any, axes: Any, path: Path, legend_size: int, legend_title: str | None = None,
+                legend_outside: bool = False) -> Path:
+    """Legend, layout, a PNG at the report's resolution, and the figure closed (plots of runs and of studies).
+
+    `legend_outside`: the legend right of the axes, where no number of runs can hide a curve (the PNG widens
+    to hold it); else where it covers least."""
     import matplotlib.pyplot as plt
 
-    axes.legend(fontsize=legend_size, loc="best")
+    if legend_outside:
+        axes.legend(fontsize=legend_size, title=legend_title, title_fontsize=legend_size, loc="upper left",
+                    bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    else:
+        axes.legend(fontsize=legend_size, title=legend_title, loc="best")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, bbox_inches="tight" if legend_outside else None)
     plt.close(figure)
     return path

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from genlab.commands.report_files import relative_link
 from genlab.presentation import format_value
 
 
@@ -82,7 +83,7 @@ def markdown(groups: list[Group], columns: list[str], key: str, objective: str |
     for group in groups:
         minutes = [run.seconds / 60 for run in group.runs if run.seconds is not None]
         spent = f"{statistics.mean(minutes):.1f}" if minutes else ""
-        picture = f"![]({pictures[group.label].relative_to(out)})" if group.label in pictures else ""
+        picture = f"![]({relative_link(pictures[group.label], out)})" if group.label in pictures else ""
         lines.append("| " + " | ".join([f"`{group.label}`", str(len(group.runs)), *(group.cell(c) for c in columns),
                                          spent, picture]) + " |")
     return lines
@@ -115,6 +116,18 @@ def copy_grids(groups: list[Group], out: Path) -> dict[str, Path]:
     return copies
 
 
+def open_picture(path: Path) -> Any:
+    """A run's sample grid as an RGB image, or None when it is not one PIL can read (a grid cut short): the
+    strip shows the other groups, and report.md still links this one."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            return picture.convert("RGB")
+    except (OSError, SyntaxError, ValueError):  # PIL.UnidentifiedImageError is an OSError
+        return None
+
+
 def strip(groups: list[Group], pictures: dict[str, Path], objective: str | None, path: Path) -> Path | None:
     """The groups' pictures side by side, four to a row, each captioned with its group and objective: a look at
     every group at once."""
@@ -122,9 +135,9 @@ def strip(groups: list[Group], pictures: dict[str, Path], objective: str | None,
 
     shown = []
     for group in groups:
-        if group.label in pictures:
+        if group.label in pictures and (picture := open_picture(pictures[group.label])) is not None:
             caption = group.label + (f"\n{objective} {group.cell(objective)}" if objective and group.values(objective) else "")
-            shown.append((caption, Image.open(pictures[group.label]).convert("RGB")))
+            shown.append((caption, picture))
     if not shown:
         return None
     caption_height, gap, per_row = 30, 8, 4
