@@ -123,7 +123,7 @@ def test_eval_with_inception_features(trained_run):
 def test_eval_refuses_an_unknown_extractor(trained_run):
     workdir, run_dir = trained_run
     result = genlab("eval", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "extractor=vgg", cwd=workdir)
-    assert result.returncode == 2 and "extractor='vgg' is not known" in result.stderr
+    assert result.returncode == 2 and "extractor='vgg' is not valid: it must be one of auto, inception, classifier" in result.stderr
     assert "Traceback" not in result.stderr
 
 
