@@ -115,11 +115,14 @@ def test_resuming_from_a_runs_checkpoint_replays_its_overrides_and_refuses_a_sha
     assert cfg.model.latent_dim == 64 and cfg.trainer.max_epochs == 3 and cfg.data.name == "mnist_mini"
     assert torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
 
-    refused = genlab("train", f"ckpt_path={last}", "model.latent_dim=7", *quiet, f"hydra.run.dir={tmp_path / 'no'}",
-                     cwd=tmp_path)
+    refused = genlab("train", f"ckpt_path={last}", "model.latent_dim=7", "trainer.max_epochs=3", *quiet,
+                     f"hydra.run.dir={tmp_path / 'no'}", cwd=tmp_path)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     (line,) = [line for line in refused.stderr.splitlines() if line.startswith("genlab: error:")]
     assert "does not fit the model" in line and "model.latent_dim=7" in line and "drop that override" in line
+    # ... and one that has reached its trainer.max_epochs has nothing to continue: refused, the run untouched
+    finished = genlab("train", f"ckpt_path={last}", *quiet, cwd=tmp_path)
+    assert finished.returncode == 2 and "nothing to continue: the run trained 2 epochs of trainer.max_epochs=2" in finished.stderr
 
 
 @pytest.mark.slow

@@ -23,28 +23,34 @@ def genlab(*args: str, cwd: Path) -> Finished:
 
 @pytest.mark.slow
 def test_a_sweep_runs_every_job_in_its_own_folder_and_a_failure_does_not_stop_the_others(tmp_path):
-    result = genlab("train", "-m", *QUICK, "optimizer.lr=1e-4,-1,2e-4", cwd=tmp_path)
-    assert result.returncode != 0  # Hydra reports the failed job at the end ...
+    # the jobs on data=mnist fail for want of its files (paths.data_dir is empty); the others train
+    result = genlab("train", "-m", *QUICK, "optimizer.lr=1e-4,2e-4", "data=mnist_mini,mnist",
+                    f"paths.data_dir={tmp_path / 'nothing'}", cwd=tmp_path)
     (sweep,) = (tmp_path / "outputs" / "debug" / "multiruns").iterdir()
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
-    assert [p.name.split("_")[0] for p in jobs] == ["0", "1", "2"]
+    assert [p.name.split("_")[0] for p in jobs] == ["0", "1", "2", "3"]
     assert "optimizer.lr=0.0002" in jobs[2].name  # folders are named by their overrides
     statuses = [json.loads((job / "summary.json").read_text())["status"] for job in jobs]
-    assert statuses == ["completed", "failed", "completed"]  # ... after running the job that came after it
+    assert statuses == ["completed", "failed", "completed", "failed"]  # ... the job after a failed one ran
     assert list((jobs[2] / "tensorboard").glob("events.out.tfevents.*"))
     assert (jobs[2] / "checkpoints" / "last.ckpt").is_file()
-    # the sweep ends by naming the command that compares its runs (even though a job failed)
+    # the sweep ends with one line per failed job and a non-zero exit, not Hydra's traceback
+    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
+    failed = [line for line in result.stderr.splitlines() if line.startswith("genlab: job ")]
+    assert [line.split()[2] for line in failed] == ["1", "3"] and all("MNIST not found" in line for line in failed)
+    assert f"genlab: error: 2 of 4 jobs failed" in result.stderr
+    # ... and by naming the command that compares its runs (even though a job failed)
     assert f"compare the runs: genlab report {sweep.relative_to(tmp_path)}\n" in result.stdout
 
     assert report_main([str(sweep), "--metric", "val/d_loss"]) == 0
     markdown = (sweep / "report.md").read_text()
-    assert "## Failed runs" in markdown and "optimizer.lr=-1 is not valid" in markdown
+    assert "## Failed runs" in markdown and "MNIST not found" in markdown
     assert "re-run: `genlab train debug=limit" in markdown
     assert "samples/last.png" in markdown
     assert (sweep / "report_val_d_loss.png").stat().st_size > 1000
     with open(sweep / "report.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["status"] for r in rows] == ["completed", "completed", "failed"]
+    assert [r["status"] for r in rows] == ["completed", "completed", "failed", "failed"]
     values = [float(r["val/d_loss"]) for r in rows[:2]]
     assert values == sorted(values)
 

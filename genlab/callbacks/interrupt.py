@@ -17,6 +17,7 @@ from typing import Any
 import pytorch_lightning as pl
 
 from genlab.errors import TrainingInterrupted
+from genlab.run.shell import command_line, hydra_override
 
 
 class SignalLatch:
@@ -28,10 +29,12 @@ class SignalLatch:
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
 
+    saving = False  # True while the checkpoint of the first signal is written
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.received is not None:
+        if self.received is not None and not self.saving:
             raise KeyboardInterrupt
-        self.received = signum
+        self.received = self.received or signum
 
     def _install(self) -> None:
         """Handlers only from the main thread (Python's rule); elsewhere the signals keep theirs."""
@@ -66,7 +69,11 @@ class GracefulInterrupt(SignalLatch, pl.Callback):
             return
         signum = self.received if self.received is not None else signal.SIGTERM
         path = self.dirpath / self.filename
-        trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes the file
+        self.saving = True  # a second signal now waits for the write: the file is whole, or the earlier one stays
+        try:
+            trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes the file
+        finally:
+            self.saving = False
         if not trainer.is_global_zero:
             # rank 0 alone reports and sets the exit code; a non-zero exit here would make Lightning's
             # child-process observer kill rank 0 before it has finished
@@ -74,10 +81,11 @@ class GracefulInterrupt(SignalLatch, pl.Callback):
         for child in getattr(trainer.strategy.launcher, "procs", []):  # ranks this process launched
             child.wait(timeout=self.child_timeout)
         name = signal.Signals(signum).name
+        resume = command_line(["genlab", "train", hydra_override("ckpt_path", path)])
         raise TrainingInterrupted(
             f"{name} received: stopped at step {trainer.global_step} (epoch {trainer.current_epoch}) and saved a"
             f" resumable checkpoint:\n  {path}\nresume with (the run's own settings are read from its folder):\n"
-            f"  genlab train ckpt_path={path}\n(add resume_in=same to go on in this run's folder, as one curve)",
+            f"  {resume}\n(add resume_in=same to go on in this run's folder, as one curve)",
             signum,
         )
 

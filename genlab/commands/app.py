@@ -53,12 +53,12 @@ class Job:
 
 def register_resolvers() -> None:
     """Resolvers that configs/hydra/default.yaml, shared by every command, relies on."""
+    from genlab.run.folder import path_safe
     from genlab.run.resume import output_subdir, run_dir
     from genlab.run.sweep_rerun import output_subdir as rerun_output_subdir
 
-    # Sweep job folders are named after their overrides; a group override like model/net=mlp
-    # must not turn into nested folders.
-    OmegaConf.register_new_resolver("path_safe", lambda text: str(text).replace("/", "."), replace=True)
+    # Sweep job folders are named after their overrides: no nested folders, no name too long for the file system
+    OmegaConf.register_new_resolver("path_safe", path_safe, replace=True)
     # `genlab train ckpt_path=... resume_in=same` continues in the checkpoint's own run folder
     OmegaConf.register_new_resolver("resume_run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("resume_output_subdir", output_subdir, replace=True)
@@ -95,7 +95,7 @@ def silence_library_noise() -> None:
 
 
 def register_sweeper() -> None:
-    """genlab's Optuna sweeper (hparams_search=...), registered with Hydra by hand.
+    """genlab's sweepers (the grid's, and Optuna's for hparams_search=...), registered with Hydra by hand.
 
     Hydra finds plugins by listing the folders of the `hydra_plugins` namespace, which works for an
     installed wheel but not for an editable install (`pip install -e .`, what `make` does): setuptools'
@@ -105,7 +105,10 @@ def register_sweeper() -> None:
 
     from hydra_plugins.genlab_optuna_sweeper.genlab_optuna_sweeper import GenlabOptunaSweeper
 
+    from hydra_plugins.genlab_grid_sweeper.genlab_grid_sweeper import GenlabGridSweeper
+
     Plugins.instance().register(GenlabOptunaSweeper)
+    Plugins.instance().register(GenlabGridSweeper)
 
 
 def set_up() -> None:
@@ -158,6 +161,8 @@ def hydra_app(config_name: str, on_failure: FailureHook | None = None) -> Callab
             import hydra
 
             from genlab.commands.hydra_callbacks import announce_pending
+            from genlab.run.lock import release_folders
+            from genlab.schema import check_command
 
             set_up()
 
@@ -172,13 +177,20 @@ def hydra_app(config_name: str, on_failure: FailureHook | None = None) -> Callab
                     discard_if_refused(job, mistake)
 
                 with full_command_line(argv), report_user_errors(after_failure, sweep=job.in_sweep):
+                    if job.in_sweep:  # a single run was checked before Hydra made its folder; a job has its own overrides
+                        check_command(config_name, cfg)
                     return work(cfg, job)
 
             try:
                 with full_command_line([argv[0], *argv[2:]]):  # Hydra parses sys.argv[1:] as its overrides
                     return run()
+            except KeyboardInterrupt:  # a second Ctrl-C, or one outside training: what was written stays
+                print("genlab: error: interrupted: stopped at once; the checkpoints written before are intact",
+                      file=sys.stderr)
+                sys.exit(130)
             finally:
                 announce_pending()  # a sweep's `genlab report` line, also when a job failed
+                release_folders()
 
         return main
 

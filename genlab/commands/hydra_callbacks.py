@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.errors import ConfigError
-from genlab.run.folder import check_writable, first_missing
+from genlab.errors import ConfigError, GenlabError
+from genlab.run.folder import check_new_run_folder, check_writable, first_missing
+from genlab.run.lock import is_secondary_rank, lock_folder
 from genlab.run.summary import FILENAME
+from genlab.schema import COMMANDS, check_command
 
 # run folder -> the topmost folder this command is about to create for it (the run folder itself, or an
 # ancestor such as outputs/), noted before Hydra creates them: only such a folder may be discarded
@@ -28,27 +30,62 @@ def created_top(folder: Path) -> Path | None:
     return CREATED_BY_THIS_COMMAND.get(folder.resolve())
 
 
-class RunFolderCheck(Callback):
-    """Checks the run (or sweep) folder before Hydra itself creates it, and notes whether this command
-    creates a run folder (a refused command removes only such a folder: genlab/run/folder.py)."""
+def refuse(error: GenlabError) -> NoReturn:
+    """A refusal before Hydra made any folder: one line, the error's exit code."""
+    print(f"genlab: error: {error}", file=sys.stderr)
+    sys.exit(error.exit_code)
 
-    def _check(self, key: str, config: DictConfig) -> None:
+
+def check_single_training(config: DictConfig, folder: Path) -> None:
+    """A single `genlab train`: a folder of its own unless it continues its checkpoint's run in place, something
+    left to train when it resumes, and no sweep flag without a sweep."""
+    from genlab.run.resume import check_something_to_continue, continues_in_place
+
+    if config.get("resume_sweep"):
+        raise ConfigError("resume_sweep=true continues a sweep: add -m with the sweep's overrides and"
+                          " hydra.sweep.dir=<its folder> (genlab report <folder> prints the whole command)")
+    ckpt_path = config.get("ckpt_path")
+    if not (ckpt_path and continues_in_place(config.get("resume_in"), ckpt_path)):
+        check_new_run_folder(folder, "train")
+    if ckpt_path:
+        check_something_to_continue(config, list(config.hydra.overrides.task))
+
+
+class RunFolderCheck(Callback):
+    """Checks every key of the command's config (genlab/schema/) and the run (or sweep) folder before Hydra
+    itself creates it, and notes whether this command creates a run folder (a refused command removes only
+    such a folder: genlab/run/folder.py)."""
+
+    def _check(self, key: str, config: DictConfig, command: str | None) -> None:
         HydraConfig.instance().set_config(config)  # the folder's name may use ${hydra:...}
         try:
+            if command in COMMANDS:
+                check_command(command, config)
             check_writable(Path(OmegaConf.select(config, key)), config.paths.get("min_free_mb", 0))
-        except ConfigError as error:
-            print(f"genlab: error: {error}", file=sys.stderr)
-            sys.exit(error.exit_code)
+        except GenlabError as error:
+            refuse(error)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check("hydra.run.dir", config)
+        command = kwargs.get("config_name")
+        self._check("hydra.run.dir", config, command)
         folder = Path(OmegaConf.select(config, "hydra.run.dir"))
         top = first_missing(folder)
+        if is_secondary_rank():  # a DDP rank Lightning (or SLURM) started: it shares rank 0's checked, locked folder
+            return
+        try:
+            if command == "train":
+                check_single_training(config, folder)
+            else:
+                check_new_run_folder(folder, str(command))
+            lock_folder(folder, "run")
+        except GenlabError as error:
+            refuse(error)
         if top is not None:
             CREATED_BY_THIS_COMMAND[folder.resolve()] = top
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check("hydra.sweep.dir", config)
+        # the keys are each job's to check (a sweep's values are not in this config): the sweepers check them
+        self._check("hydra.sweep.dir", config, None)
 
 
 def shown_path(folder: Path) -> str:

@@ -4,12 +4,14 @@ command refused before it trained leaves none behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
 from genlab.errors import ConfigError
+from genlab.run.lock import LOCK_FILE
 
 
 def check_writable(folder: Path, min_free_mb: float) -> None:
@@ -38,6 +40,39 @@ def check_writable(folder: Path, min_free_mb: float) -> None:
         )
 
 
+# file systems name a folder in at most 255 bytes; a job folder's name leaves room for its number
+LONGEST_NAME = 240
+
+
+def path_safe(text: str) -> str:
+    """A sweep job's folder name from its overrides: `/` (model/net=mlp) would make nested folders; a name too
+    long for the file system keeps its start and ends with a hash of the whole (the same overrides, the same name,
+    which resume_sweep=true relies on)."""
+    name = str(text).replace("/", ".")
+    if len(name.encode()) <= LONGEST_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return name.encode()[: LONGEST_NAME - 13].decode(errors="ignore") + "~" + digest
+
+
+def contents(folder: Path) -> list[str]:
+    """What `folder` holds, less the lock of a process working there (a missing folder holds nothing)."""
+    if not folder.is_dir():
+        return []
+    return sorted(entry.name for entry in folder.iterdir() if entry.name != LOCK_FILE)
+
+
+def check_new_run_folder(folder: Path, command: str) -> None:
+    """A new run writes into a folder of its own: one that holds anything (a finished run, a user's files) is refused."""
+    held = contents(folder)
+    if not held:
+        return
+    shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+    way_on = " or continue that run: genlab train ckpt_path=<it>/checkpoints/last.ckpt resume_in=same" if command == "train" else ""
+    raise ConfigError(f"hydra.run.dir={folder} already holds {shown}: genlab never writes a run over another;"
+                      f" leave hydra.run.dir out (a new folder each time){way_on}")
+
+
 def first_missing(folder: Path) -> Path | None:
     """The topmost folder that creating `folder` would create, or None when it exists already."""
     folder = folder.resolve()
@@ -56,6 +91,8 @@ def holds_only_a_refused_start(folder: Path) -> bool:
     summary mean a run trained: such a folder is never a refused start.
     """
     for entry in folder.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
         if entry.name == ".hydra" and entry.is_dir():
             continue
         if entry.suffix == ".log" and entry.is_file():
