@@ -10,7 +10,7 @@ arguments) are checked here, by key, before any data is loaded; genlab's own cla
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 from omegaconf import DictConfig
 

@@ -129,6 +129,19 @@ CASES = [
     case("new-sweep-over-a-folder", ("train", "-m", *MNIST_NOWHERE, "seed=1,2", "hydra.sweep.dir={run}"),
          "hydra.sweep.dir={run} already holds"),
     case("new-run-over-a-run", train("hydra.run.dir={run}"), "hydra.run.dir={run} already holds"),
+    # what only the data can tell, still before training starts (mnist_mini: the digits that ship with genlab)
+    case("fewer-classes-than-labels", ("train", "model=cgan", "data.num_classes=5"),
+         "data.num_classes=5 but the train labels of MNISTMini go up to 9: set data.num_classes=10"),
+    case("batch-larger-than-the-data", ("train", "data.batch_size=100000"),
+         "data.batch_size=100000 is larger than the train split per process (4000 images)"),
+    # sweeps and searches
+    # (several processes on one machine start by DDP, which this in-process harness keeps out: nodes ask the same)
+    case("ddp-inside-a-sweep", ("train", "-m", *MNIST_NOWHERE, "seed=1,2", "+trainer.num_nodes=2"),
+         "trainer.devices=1 with trainer.num_nodes=2 in a sweep: each job trains in one process here"),
+    case("ddp-inside-a-search", ("train", *MNIST_NOWHERE, "hparams_search=gan_optuna", "+trainer.num_nodes=2"),
+         "trainer.num_nodes=2 in a sweep"),
+    case("study-outside-outputs", ("train", *MNIST_NOWHERE, "hparams_search=gan_optuna", "hydra.sweeper.study_name=../../x"),
+         "hydra.sweeper.study_name='../../x' is not valid"),
 ]
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import pickle
+import shlex
 import signal
 import subprocess
 import sys
@@ -75,8 +76,8 @@ def test_a_signal_writes_a_resumable_checkpoint_and_resuming_continues_there(tmp
     make_mnist(tmp_path / "data", n_train=96)
     common = ("data=mnist", f"paths.data_dir={tmp_path / 'data'}", "data.batch_size=8", "data.val_size=16",
               "trainer=cpu", *SMALL, *QUIET, "logger=csv")
-    run_dir = tmp_path / "run"
-    process = subprocess.Popen([GENLAB, "train", *common, "trainer.max_epochs=1000", f"hydra.run.dir={run_dir}"],
+    run_dir = tmp_path / "my run, 1"  # a space and a comma: the printed command must run as pasted
+    process = subprocess.Popen([GENLAB, "train", *common, "trainer.max_epochs=1000", f"hydra.run.dir='{run_dir}'"],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (run_dir / "checkpoints" / "last.ckpt").exists():  # training is under way
@@ -89,10 +90,12 @@ def test_a_signal_writes_a_resumable_checkpoint_and_resuming_continues_there(tmp
     interrupted = run_dir / "checkpoints" / "interrupted.ckpt"
     saved = load_checkpoint(interrupted)
 
+    # the command it printed, pasted as it is (the run's own overrides are read from its folder), and what changes
+    (printed,) = [line.strip() for line in stderr.splitlines() if line.strip().startswith("genlab train ")]
     resumed_dir = tmp_path / "resumed"
     last_epoch = saved["epoch"] + 2
-    result = genlab("train", *common, f"trainer.max_epochs={last_epoch}", f"ckpt_path={interrupted}",
-                    f"hydra.run.dir={resumed_dir}", cwd=tmp_path)
+    result = genlab(*shlex.split(printed)[1:], f"trainer.max_epochs={last_epoch}", f"hydra.run.dir={resumed_dir}",
+                    cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     final = load_checkpoint(resumed_dir / "checkpoints" / "last.ckpt")
     assert final["global_step"] > saved["global_step"]

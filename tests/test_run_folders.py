@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shlex
 import signal
@@ -117,7 +118,7 @@ def test_ctrl_c_stops_a_sweep_as_it_stops_a_run_and_prints_the_command_that_cont
     sweep = tmp_path / "my sweep"  # a space: the printed command must still run as pasted
     process = subprocess.Popen(
         [GENLAB, "train", "-m", "data=mnist", f"paths.data_dir={tmp_path / 'data'}", "data.batch_size=8", "data.val_size=16",
-         "trainer=cpu", *SMALL, "logger=csv", "trainer.max_epochs=1000", "seed=1,2", f"hydra.sweep.dir={sweep}"],
+         "trainer=cpu", *SMALL, "logger=csv", "trainer.max_epochs=8", "seed=1,2", f"hydra.sweep.dir='{sweep}'"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 120
     while not list(sweep.glob("0_*/checkpoints/last.ckpt")):  # job 0 is training
@@ -133,3 +134,47 @@ def test_ctrl_c_stops_a_sweep_as_it_stops_a_run_and_prints_the_command_that_cont
     assert (job / "checkpoints" / "interrupted.ckpt").is_file()
     words = shlex.split(line.split("continue it with: ", 1)[1])
     assert words[:3] == ["genlab", "train", "-m"] and words[-2:] == ["resume_sweep=true", f"hydra.sweep.dir='{sweep}'"]
+    # pasted as printed, it goes on with job 0 from its checkpoint, then trains job 1
+    again = run_genlab(*words[1:], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [json.loads((p / "summary.json").read_text())["status"] for p in jobs] == ["completed", "completed"]
+    assert torch.load(jobs[0] / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 7
+
+
+def test_two_resumes_of_one_sweep_cannot_run_at_once(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_sweep(sweep, ["seed=1,2", f"hydra.sweep.dir={sweep}"])
+    holder = os.open(sweep / ".genlab.lock", os.O_RDWR | os.O_CREAT)  # the first resume, still running
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        result = run_genlab("train", "-m", "seed=1,2", "resume_sweep=true", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    finally:
+        os.close(holder)
+    assert result.returncode == 3 and "two commands cannot write one sweep at once" in result.stderr
+    assert sorted(p.name for p in sweep.iterdir()) == [".genlab.lock", "multirun.yaml"]
+
+
+def test_a_second_signal_waits_for_the_checkpoint_being_written_and_stops_at_once_otherwise():
+    from genlab.callbacks.interrupt import GracefulInterrupt
+
+    latch = GracefulInterrupt(dirpath="unused")
+    latch._handle(signal.SIGINT, None)  # the first: noted, training goes on to the batch's end
+    latch.saving = True
+    latch._handle(signal.SIGINT, None)  # a second one while interrupted.ckpt is written: the write finishes
+    assert latch.received == signal.SIGINT
+    latch.saving = False
+    with pytest.raises(KeyboardInterrupt):
+        latch._handle(signal.SIGINT, None)
+
+
+def test_an_interrupt_outside_training_is_one_line_and_exit_130(tmp_path, monkeypatch):
+    import genlab.commands.train as command
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "train", interrupted)
+    result = run_genlab("train", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 130 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "genlab: error: interrupted: stopped at once; the checkpoints written before are intact"

@@ -175,6 +175,9 @@ def hydra_app(config_name: str, on_failure: FailureHook | None = None) -> Callab
                     if on_failure is not None:
                         on_failure(cfg, job, error, mistake)
                     discard_if_refused(job, mistake)
+                    if mistake is None and not job.in_sweep:  # a bug: say what stays, and why
+                        print(f"genlab: an unexpected error (a bug in genlab, please report it): its traceback follows;"
+                              f" the folder {job.output_dir} keeps its log", file=sys.stderr, flush=True)
 
                 with full_command_line(argv), report_user_errors(after_failure, sweep=job.in_sweep):
                     if job.in_sweep:  # a single run was checked before Hydra made its folder; a job has its own overrides

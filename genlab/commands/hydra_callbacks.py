@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from genlab.errors import ConfigError, GenlabError
 from genlab.run.folder import check_new_run_folder, check_writable, first_missing
 from genlab.run.lock import is_secondary_rank, lock_folder
+from genlab.run.shell import command_line
 from genlab.run.summary import FILENAME
 from genlab.schema import COMMANDS, check_command
 
@@ -112,7 +113,7 @@ class ReportCommand(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)  # the folder's name may use ${hydra:...}
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
-        self.command, self.sweep_dir = f"genlab report {shown_path(sweep_dir)}", sweep_dir
+        self.command, self.sweep_dir = command_line(["genlab", "report", shown_path(sweep_dir)]), sweep_dir
         PENDING.append(self)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -43,6 +43,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float | None:
         if continues_in_place(cfg.get("resume_in"), cfg.ckpt_path):
             keep_earlier_logs(cfg.paths.output_dir, f"step_{model.generator_steps}_{int(time.time())}")
     datamodule.setup("fit")  # missing or broken data fails here, before Lightning starts up
+    datamodule.check_training_batches(trainer.world_size)
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     seconds = time.perf_counter() - started
@@ -68,7 +69,8 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float | None:
         logged = [name for name in trainer.callback_metrics if name != "step" and not name.startswith("lr-")]
         log_hparams(trainer.loggers, run_hparams(cfg, overrides), logged)
         log.info("run folder: %s", output_dir)
-        log.info("samples:    %s/samples/last.png", output_dir)
+        if (Path(output_dir) / "samples" / "last.png").is_file():
+            log.info("samples:    %s/samples/last.png", output_dir)
         log.info("watch it:   tensorboard --logdir %s", cfg.paths.log_dir)
     return float(trainer.callback_metrics[metric_name]) if metric_name else None
 

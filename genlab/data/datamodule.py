@@ -148,17 +148,34 @@ class ImageDataModule(pl.LightningDataModule):
                 f"{type(self.source).__name__} are {list(found)}: fix data.image_shape"
             )
 
+    def _check_labels(self, data: LabeledImages, split: str) -> None:
+        """Labels beyond data.num_classes would index past a conditional family's class embedding mid-training."""
+        if len(data) and int(data.labels.max()) >= self.num_classes:
+            raise ConfigError(
+                f"data.num_classes={self.num_classes} but the {split} labels of {type(self.source).__name__} go up to"
+                f" {int(data.labels.max())}: set data.num_classes={int(data.labels.max()) + 1}"
+            )
+
     def setup(self, stage: str | None = None) -> None:
         if "train" not in self.splits:
             full = self.source.load("train")
             self._check_shape(full, "train")
             if not 0 <= self.val_size < len(full):
                 raise ConfigError(f"data.val_size={self.val_size} must lie in [0, {len(full)}) for this data set")
+            self._check_labels(full, "train")
             order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.seed))
             self.splits["val"] = full.subset(order[: self.val_size])
             self.splits["train"] = full.subset(order[self.val_size :])
         if stage == "test":
             self.split("test")
+
+    def check_training_batches(self, world_size: int = 1) -> None:
+        """Before Lightning starts (and its sanity check runs): each process's share of the train split holds a
+        whole batch, since drop_last would otherwise leave an epoch of no batch at all."""
+        share = len(self.split("train")) // world_size
+        if self.drop_last and share < self.batch_size:
+            raise ConfigError(f"data.batch_size={self.batch_size} is larger than the train split per process"
+                              f" ({share} images): lower data.batch_size")
 
     def split(self, name: str) -> LabeledImages:
         """One split, loaded on first use: train (without the held-out images), val, or test."""
@@ -167,6 +184,7 @@ class ImageDataModule(pl.LightningDataModule):
         elif name not in self.splits:
             self.splits[name] = self.source.load(name)
             self._check_shape(self.splits[name], name)
+            self._check_labels(self.splits[name], name)
         return self.splits[name]
 
     def _split_on_device(self, split: str) -> LabeledImages:

@@ -17,19 +17,30 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call `write(stream)` on a binary temporary file beside `path`, fsync it, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def whole_file_beside(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """`write(stream)`'s bytes in a temporary file beside `path`, flushed to disk: whole before a rename (or a
+    link: genlab/run/fresh.py) gives it its name. A failed write leaves no temporary file."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
+        raise
+    return Path(temporary)
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call `write(stream)` on a binary temporary file beside `path`, fsync it, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = whole_file_beside(path, write)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
         raise
     return path
 

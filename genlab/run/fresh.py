@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
+from genlab.run.atomic import whole_file_beside
+
 # file systems without hard links (FAT, some network mounts) answer os.link with one of these
 NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 
@@ -37,15 +39,11 @@ def write_new(path: str | Path, write: Callable[[IO[bytes]], None], first: int =
     """Write `write(stream)`'s bytes to the first free name among numbered(path, first), numbered(path, first + 1), ...
     and return that name; an existing file is never replaced, and a failed write leaves nothing."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = whole_file_beside(path, write)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        return claim_first_free(Path(temporary), path, first)
+        return claim_first_free(temporary, path, first)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
 
 
 def claim_first_free(temporary: Path, path: Path, first: int) -> Path:

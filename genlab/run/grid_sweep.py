@@ -83,6 +83,7 @@ def batch_size(sweeper: Any) -> int | None:
 def check_jobs(sweeper: Any, jobs: Sequence[Sequence[str]]) -> None:
     """Compose each job's config and check it, before any job starts."""
     from genlab.schema import COMMANDS, check_command
+    from genlab.schema.machine import check_one_process_per_job
 
     command = OmegaConf.select(sweeper.config, "hydra.job.config_name")
     shared = set.intersection(*(set(job) for job in jobs)) if len(jobs) > 1 else set()
@@ -92,6 +93,7 @@ def check_jobs(sweeper: Any, jobs: Sequence[Sequence[str]]) -> None:
             config = sweeper.hydra_context.config_loader.load_sweep_config(sweeper.config, list(overrides))
             if command in COMMANDS:
                 check_command(command, config)
+            check_one_process_per_job(config)
         except GenlabError as error:
             refuse(ConfigError(f"{named}: {error}"))
         except Exception as error:  # Hydra's own: an option or key that does not exist

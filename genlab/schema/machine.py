@@ -109,6 +109,20 @@ def check_manual_optimization(cfg: DictConfig) -> None:
                           " optimizer itself: raise data.batch_size instead")
 
 
+def check_one_process_per_job(cfg: DictConfig) -> None:
+    """Inside a sweep or search, a job trains in one process: Lightning's DDP launcher starts the other ranks by
+    running the command line again, which would start the whole sweep (or a second search) from rank 1. On SLURM
+    (hydra/launcher=submitit_slurm) the ranks come from SLURM itself, one task each, and that works."""
+    devices, nodes = select(cfg, "trainer.devices"), select(cfg, "trainer.num_nodes") or 1
+    processes = (len(devices) if isinstance(devices, list) else devices if isinstance(devices, int) else 1) * nodes
+    launcher = str(select(cfg, "hydra.launcher._target_") or "")
+    if processes > 1 and "submitit" not in launcher:
+        raise ConfigError(f"trainer.devices={devices} with trainer.num_nodes={nodes} in a sweep: each job trains in one"
+                          " process here (DDP would start the sweep again from its second rank); sweep with"
+                          " trainer.devices=1, train a multi-process run on its own, or sweep on SLURM with"
+                          " hydra/launcher=submitit_slurm")
+
+
 def check_train(cfg: DictConfig) -> None:
     check_trainer_fits_the_machine(cfg)
     check_training_ends(cfg)

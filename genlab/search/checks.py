@@ -3,12 +3,14 @@ line naming its key (hydra.sweeper.<key>, optimized_metric), never a traceback i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from omegaconf import DictConfig
 
 from genlab.errors import ConfigError, first_line, is_integer, is_positive_integer
+from genlab.schema.machine import check_one_process_per_job
 from genlab.search.space import SearchSpace, trial_overrides
 
 SETTINGS = {
@@ -38,8 +40,13 @@ def check_settings(settings: Mapping[str, Any], config: DictConfig) -> None:
             raise ConfigError(f"hydra.sweeper.{key}={value!r} is not valid: it must be a positive integer")
     if settings.get("direction") not in ("minimize", "maximize"):
         raise ConfigError(f"hydra.sweeper.direction={settings.get('direction')!r} is not valid: it must be minimize or maximize")
-    if not settings.get("study_name"):
+    name = settings.get("study_name")
+    if not name:
         raise ConfigError("hydra.sweeper.study_name is required: the study's name in its storage")
+    if not (isinstance(name, str) and re.fullmatch(r"[\w][\w.-]*", name)):
+        raise ConfigError(f"hydra.sweeper.study_name={name!r} is not valid: it names the search's folder below"
+                          " outputs/, so letters, digits, '_', '-' and '.' only (no '/', no leading '.')")
+    check_one_process_per_job(config)
     devices = settings.get("trial_devices")
     if devices is not None and not (is_list(devices) and len(devices) and all(is_integer(d) and d >= 0 for d in devices)):
         raise ConfigError(
