@@ -178,3 +178,24 @@ def test_an_interrupt_outside_training_is_one_line_and_exit_130(tmp_path, monkey
     result = run_genlab("train", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert result.returncode == 130 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "genlab: error: interrupted: stopped at once; the checkpoints written before are intact"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_parallel_sweep_with_no_new_job_and_prints_the_command_that_continues_it(tmp_path):
+    sweep = tmp_path / "sweep"
+    process = subprocess.Popen(
+        [GENLAB, "train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=1,2,3", "debug=limit",
+         "trainer.max_epochs=1000", "trainer.limit_train_batches=5", *SMALL, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 180
+    while len(list(sweep.glob("*/checkpoints/last.ckpt"))) < 2:  # both workers are training
+        assert process.poll() is None and time.time() < deadline, process.communicate()[1][-2000:]
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group, workers included
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("genlab: error:")]
+    words = shlex.split(line.split("continue the sweep with: ", 1)[1])
+    assert "hydra/launcher=parallel" in words and words[-2:] == ["resume_sweep=true", f"hydra.sweep.dir={sweep}"]
+    assert sorted(p.name.split("_")[0] for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]  # job 2 never started

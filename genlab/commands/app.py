@@ -169,6 +169,7 @@ def hydra_app(config_name: str, on_failure: FailureHook | None = None) -> Callab
             @hydra.main(config_path="pkg://genlab.configs", config_name=config_name, version_base="1.3")
             @wraps(work)  # Hydra names the job (its log file: train.log) after the module of the function it unwraps
             def run(cfg: DictConfig) -> Result:
+                silence_library_noise()  # again: a parallel launcher's worker process runs only this
                 job = Job.current()
 
                 def after_failure(error: BaseException, mistake: GenlabError | None) -> None:
@@ -188,8 +189,12 @@ def hydra_app(config_name: str, on_failure: FailureHook | None = None) -> Callab
                 with full_command_line([argv[0], *argv[2:]]):  # Hydra parses sys.argv[1:] as its overrides
                     return run()
             except KeyboardInterrupt:  # a second Ctrl-C, or one outside training: what was written stays
-                print("genlab: error: interrupted: stopped at once; the checkpoints written before are intact",
-                      file=sys.stderr)
+                from genlab.run.grid_sweep import RUNNING, continuing
+
+                sweep = continuing()
+                RUNNING.clear()
+                print("genlab: error: interrupted: stopped at once; the checkpoints written before are intact"
+                      + (f"; continue the sweep with: {sweep}" if sweep else ""), file=sys.stderr)
                 sys.exit(130)
             finally:
                 announce_pending()  # a sweep's `genlab report` line, also when a job failed

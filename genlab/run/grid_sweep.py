@@ -25,6 +25,14 @@ from genlab.run.lock import lock_folder
 from genlab.run.shell import command_line, hydra_override
 
 SWEEP_RECORD = "multirun.yaml"  # Hydra's record of a sweep's config, in its folder
+# the command that continues the sweep this process runs, for an interrupt that reaches the command itself
+# (a second Ctrl-C, or the parallel launcher's workers stopped under it): genlab/commands/app.py prints it
+RUNNING: list[str] = []
+
+
+def continuing() -> str | None:
+    """How to continue the sweep this process was running when it was interrupted, if it ran one."""
+    return RUNNING[-1] if RUNNING else None
 
 
 def refuse(error: GenlabError, code: int | None = None) -> NoReturn:
@@ -112,6 +120,8 @@ def run_grid(sweeper: Any, arguments: list[str]) -> list[Sequence[Any]]:
     jobs = [job for batch in sweeper.overrides for job in batch]
     sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
     overrides = list(config.hydra.overrides.task)
+    # how it launches (hydra/launcher=parallel, its n_jobs) belongs in the command that continues it; where is given apart
+    launch = [o for o in config.hydra.overrides.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
     try:
         check_jobs(sweeper, jobs)
         check_sweep_folder(sweep_dir, bool(OmegaConf.select(config, "resume_sweep", default=False)), overrides)
@@ -119,6 +129,7 @@ def run_grid(sweeper: Any, arguments: list[str]) -> list[Sequence[Any]]:
     except GenlabError as error:
         refuse(error)
     OmegaConf.save(config, sweep_dir / SWEEP_RECORD)
+    RUNNING.append(continue_command([*overrides, *launch], sweep_dir))
 
     returns, failed, number = [], [], 0
     while not sweeper.is_done():
@@ -131,10 +142,11 @@ def run_grid(sweeper: Any, arguments: list[str]) -> list[Sequence[Any]]:
                 mistake = user_error(error) if isinstance(error, BaseException) else None
                 if isinstance(mistake, TrainingInterrupted):
                     refuse(GenlabError(f"{first_line(mistake).split(':')[0]}: the sweep stopped at job {number}, its"
-                                       f" checkpoint kept; continue it with: {continue_command(overrides, sweep_dir)}"),
+                                       f" checkpoint kept; continue it with: {continue_command([*overrides, *launch], sweep_dir)}"),
                            mistake.exit_code)
                 failed.append(f"job {number} ({' '.join(job)}) failed: {first_line(mistake or error)}")
             number += 1
+    RUNNING.clear()
     if failed:
         for line in failed:
             print(f"genlab: {line}", file=sys.stderr)
