@@ -32,10 +32,11 @@ def train(*overrides: str) -> tuple[str, ...]:
     return ("train", *MNIST_NOWHERE, *overrides)
 
 
-def case(name: str, args: tuple[str, ...], names: str, hydra: bool = False) -> object:
+def case(name: str, args: tuple[str, ...], names: str, hydra: bool = False, slow: bool = False) -> object:
     """One bad input: the command line after `genlab` ({placeholders} name the files `made` makes) and
-    the text the error must hold (the key, value or file); `hydra`: Hydra's own error paragraph."""
-    return pytest.param(args, names, hydra, id=name)
+    the text the error must hold (the key, value or file); `hydra`: Hydra's own error paragraph; `slow`: it
+    loads data and builds the model before it is refused (the edit loop leaves it out)."""
+    return pytest.param(args, names, hydra, id=name, marks=[pytest.mark.slow] if slow else [])
 
 
 CASES = [
@@ -131,9 +132,9 @@ CASES = [
     case("new-run-over-a-run", train("hydra.run.dir={run}"), "hydra.run.dir={run} already holds"),
     # what only the data can tell, still before training starts (mnist_mini: the digits that ship with genlab)
     case("fewer-classes-than-labels", ("train", "model=cgan", "data.num_classes=5"),
-         "data.num_classes=5 but the train labels of MNISTMini go up to 9: set data.num_classes=10"),
+         "data.num_classes=5 but the train labels of MNISTMini go up to 9: set data.num_classes=10", slow=True),
     case("batch-larger-than-the-data", ("train", "data.batch_size=100000"),
-         "data.batch_size=100000 is larger than the train split per process (4000 images)"),
+         "data.batch_size=100000 is larger than the train split per process (4000 images)", slow=True),
     # sweeps and searches
     # (several processes on one machine start by DDP, which this in-process harness keeps out: nodes ask the same)
     case("ddp-inside-a-sweep", ("train", "-m", *MNIST_NOWHERE, "seed=1,2", "+trainer.num_nodes=2"),

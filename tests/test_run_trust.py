@@ -206,7 +206,9 @@ def command(name: str, checkpoint: Path) -> tuple[str, ...]:
     return (name, f"ckpt_path={checkpoint}", f"paths.data_dir={checkpoint.parent / 'no_data'}", *options)
 
 
-@pytest.mark.parametrize("name", ["eval", "sample", "train"])
+# every case under eval in the edit loop; sample and resume read the folder alike, in the whole suite
+@pytest.mark.parametrize("name", ["eval", pytest.param("sample", marks=pytest.mark.slow),
+                                  pytest.param("train", marks=pytest.mark.slow)])
 @pytest.mark.parametrize(("case", "tamper", "key", "target"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_a_run_config_naming_code_genlab_does_not_ship_is_refused_by_key_before_it_runs(
         root, tmp_path, clean_env, name, case, tamper, key, target):
@@ -258,6 +260,7 @@ def test_trust_run_must_be_true_or_false(root, tmp_path, clean_env):
     assert_refused(root, tmp_path, (*command("sample", checkpoint), "trust_run=yes"), "trust_run='yes' is not valid")
 
 
+@pytest.mark.slow  # composes every option of four groups
 @pytest.mark.parametrize("group", ["model", "recipe", "experiment", "hparams_search"])
 def test_every_shipped_option_composes_into_a_config_the_check_accepts(group):
     for option in sorted(shipped().options[group]):

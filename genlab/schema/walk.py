@@ -21,6 +21,7 @@ import inspect
 import json
 import re
 from dataclasses import field, fields
+from functools import cache
 from typing import Any, ClassVar, Iterator
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -167,22 +168,31 @@ def target_nodes(value: Any, key_name: str) -> Iterator[tuple[str, DictConfig]]:
             yield from target_nodes(item, f"{key_name}[{index}]")
 
 
-def arguments_of(target: str, key_name: str) -> set[str] | None:
+def arguments_of(target: str, key_name: str) -> frozenset[str] | None:
     """The keyword arguments `target` takes, or None when it takes any (**kwargs)."""
+    found = signature_of(target)
+    if isinstance(found, str):  # an unimportable name: Hydra would say so in a paragraph
+        raise ConfigError(f"{key_name}._target_={target!r} cannot be imported ({found}): check its spelling")
+    return found
+
+
+@cache
+def signature_of(target: str) -> frozenset[str] | None | str:
+    """`target`'s keyword arguments (None: any), or why it cannot be imported; looked up once per command."""
     from hydra.utils import get_object
 
     try:
         callable_ = get_object(target)
-    except Exception as error:  # an unimportable name: Hydra would say so in a paragraph
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"{key_name}._target_={target!r} cannot be imported ({message}): check its spelling") from None
+    except Exception as error:
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
     try:
         parameters = inspect.signature(callable_).parameters.values()
     except (TypeError, ValueError):
         return None
     if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
-    return {p.name for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    return frozenset(p.name for p in parameters
+                     if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
 
 
 def check_argument(target: Any, name: str, key_name: str) -> None:
