@@ -49,7 +49,7 @@ def check_single_training(config: DictConfig, folder: Path) -> None:
     if not (ckpt_path and continues_in_place(config.get("resume_in"), ckpt_path)):
         check_new_run_folder(folder, "train")
     if ckpt_path:
-        check_something_to_continue(config, list(config.hydra.overrides.task))
+        check_something_to_continue(config, OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
 
 
 class RunFolderCheck(Callback):

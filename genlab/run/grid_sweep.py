@@ -63,7 +63,8 @@ def check_sweep_folder(sweep_dir: Path, resume: bool, overrides: Sequence[str]) 
         raise ConfigError(f"resume_sweep=true: hydra.sweep.dir={sweep_dir} holds no sweep (no {SWEEP_RECORD}): point"
                           " hydra.sweep.dir at the folder of the sweep to continue (genlab report prints its command)")
     try:
-        ran = list(OmegaConf.select(OmegaConf.load(record), "hydra.overrides.task") or [])
+        recorded = OmegaConf.select(OmegaConf.load(record), "hydra.overrides.task")
+        ran = OmegaConf.to_container(recorded, resolve=False) if recorded is not None else []
     except Exception as error:
         raise ConfigError(f"resume_sweep=true: {record} cannot be read ({first_line(error)})") from None
     before, now = what_it_trains(ran), what_it_trains(overrides)
@@ -119,9 +120,11 @@ def run_grid(sweeper: Any, arguments: list[str]) -> list[Sequence[Any]]:
     sweeper.overrides = sweeper.split_arguments(parsed, batch_size(sweeper))
     jobs = [job for batch in sweeper.overrides for job in batch]
     sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
-    overrides = list(config.hydra.overrides.task)
+    # as typed: an override may hold an interpolation only a job can resolve (hydra.sweep.subdir=job_${hydra.job.num})
+    overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
     # how it launches (hydra/launcher=parallel, its n_jobs) belongs in the command that continues it; where is given apart
-    launch = [o for o in config.hydra.overrides.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
+    launch = [o for o in OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
+              if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
     try:
         check_jobs(sweeper, jobs)
         check_sweep_folder(sweep_dir, bool(OmegaConf.select(config, "resume_sweep", default=False)), overrides)
