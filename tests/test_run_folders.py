@@ -199,3 +199,16 @@ def test_ctrl_c_stops_a_parallel_sweep_with_no_new_job_and_prints_the_command_th
     words = shlex.split(line.split("continue the sweep with: ", 1)[1])
     assert "hydra/launcher=parallel" in words and words[-2:] == ["resume_sweep=true", f"hydra.sweep.dir={sweep}"]
     assert sorted(p.name.split("_")[0] for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]  # job 2 never started
+
+
+def test_the_commands_genlab_prints_split_back_into_their_words_whatever_the_paths_hold(tmp_path):
+    from genlab.run.shell import command_line, hydra_override
+    from genlab.search.storage import dashboard_command
+
+    folder = tmp_path / "my runs, 'best' $HOME"
+    assert shlex.split(dashboard_command(f"sqlite:///{folder}/optuna.db")) == ["optuna-dashboard", f"sqlite:///{folder}/optuna.db"]
+    words = ["genlab", "train", hydra_override("ckpt_path", folder / "last.ckpt"), "trainer.max_epochs=3"]
+    assert shlex.split(command_line(words)) == words
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    assert OverridesParser.create().parse_override(words[2]).value() == str(folder / "last.ckpt")

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from genlab.commands.app import Job, hydra_app
 from genlab.errors import ConfigError, GenlabError, TrainingInterrupted, is_integer, require
 from genlab.run.folder import check_writable
+from genlab.run.shell import command_line
 from genlab.run.summary import write_summary
 
 log = logging.getLogger("genlab")
@@ -71,7 +72,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float | None:
         log.info("run folder: %s", output_dir)
         if (Path(output_dir) / "samples" / "last.png").is_file():
             log.info("samples:    %s/samples/last.png", output_dir)
-        log.info("watch it:   tensorboard --logdir %s", cfg.paths.log_dir)
+        log.info("watch it:   %s", command_line(["tensorboard", "--logdir", str(cfg.paths.log_dir)]))
     return float(trainer.callback_metrics[metric_name]) if metric_name else None
 
 

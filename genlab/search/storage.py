@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import ConfigError, first_line
+from genlab.run.shell import command_line
 
 JOURNAL_SCHEME = "journal://"
 DEFAULT_DATABASE = "optuna.db"
@@ -54,4 +55,4 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
 def dashboard_command(url: str) -> str:
     """The optuna-dashboard command that opens this storage (a journal is opened by its file's path)."""
     target = url[len(JOURNAL_SCHEME):] if url.startswith(JOURNAL_SCHEME) else url
-    return f"optuna-dashboard {target}"
+    return command_line(["optuna-dashboard", target])
