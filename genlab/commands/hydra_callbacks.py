@@ -1,5 +1,6 @@
-"""Hydra's hooks into every command's run (configs/hydra/default.yaml lists them): the run folder checked
-before Hydra creates it, and after a multirun the one command that compares its runs.
+"""Hydra's hooks into every command's run (configs/hydra/default.yaml lists them): the command's config checked
+against its schema (genlab/schema/) and its run folder checked and locked before Hydra creates or writes into it,
+and after a multirun the one command that compares its runs.
 
 They live with the commands because they see Hydra's own config; what they decide is genlab/run/folder.py's.
 """
