@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genlab.errors import ConfigError, GenlabError
+from genlab.run.legacy import upgrade_run_config
 
 if TYPE_CHECKING:
     from genlab.modules.base import TrainingModule
@@ -21,25 +22,6 @@ if TYPE_CHECKING:
 
 class CheckpointMismatchError(GenlabError):
     """A checkpoint's tensors do not fit the model its run folder's config builds."""
-
-
-# what `model._target_` named before each family's math had a home of its own (genlab/families/): a run
-# trained then names its LightningModule, whose arguments the family takes (less `ema`, which the loop keeps)
-LEGACY_TARGETS = {
-    "genlab.modules.gan.AdversarialModule": "genlab.families.gan.GAN",
-    "genlab.modules.vae.VAEModule": "genlab.families.vae.VAE",
-    "genlab.modules.diffusion.DiffusionModule": "genlab.families.ddpm.DDPM",
-    "genlab.modules.flow.FlowMatchingModule": "genlab.families.flow.FlowMatching",
-}
-
-
-def upgrade_run_config(cfg: DictConfig) -> DictConfig:
-    """A run folder's config as this version builds it: an earlier version's model target named anew."""
-    target = OmegaConf.select(cfg, "model._target_")
-    if target in LEGACY_TARGETS:
-        with open_dict(cfg):
-            cfg.model._target_ = LEGACY_TARGETS[target]
-    return cfg
 
 
 def run_folder_of(ckpt_path: str | Path) -> Path:

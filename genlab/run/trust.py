@@ -7,7 +7,7 @@ or `torch.load` of a pickle shipped beside it. So, unless the command says `trus
 
 - every `_target_`, at any depth (in mappings and in lists), must be one that genlab's own shipped
   configs (the YAML files of the `genlab.configs` package) contain, a class genlab defines (named where it
-  is defined), a legacy target that genlab/run/load.py upgrades (LEGACY_TARGETS), or one that the resuming
+  is defined), a legacy target that genlab/run/legacy.py upgrades (LEGACY_TARGETS), or one that the resuming
   command's own line names;
 - a replayed override may not touch Hydra's own settings (`hydra.searchpath` would load config from
   elsewhere), and a config group it picks must be one of genlab's shipped options (`model=../../x`
@@ -44,7 +44,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.errors import ConfigError, first_line, require
-from genlab.run.load import LEGACY_TARGETS
+from genlab.run.legacy import LEGACY_TARGETS
 
 TRUST_KEY = "trust_run"
 TARGET_KEY = "_target_"
