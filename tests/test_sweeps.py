@@ -38,7 +38,7 @@ def test_a_sweep_runs_every_job_in_its_own_folder_and_a_failure_does_not_stop_th
     assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
     failed = [line for line in result.stderr.splitlines() if line.startswith("genlab: job ")]
     assert [line.split()[2] for line in failed] == ["1", "3"] and all("MNIST not found" in line for line in failed)
-    assert f"genlab: error: 2 of 4 jobs failed" in result.stderr
+    assert "genlab: error: 2 of 4 jobs failed" in result.stderr
     # ... and by naming the command that compares its runs (even though a job failed)
     assert f"compare the runs: genlab report {sweep.relative_to(tmp_path)}\n" in result.stdout
 
@@ -84,7 +84,8 @@ def test_report_on_a_folder_without_runs_says_so(tmp_path, capsys):
 
 
 def test_report_plots_every_family_against_generator_updates_not_the_loggers_step(tmp_path):
-    from genlab.commands.report import Run, on_progress_axis, progress_axis, read_curves
+    from genlab.commands.report import Run, on_progress_axis, progress_axis
+    from genlab.commands.report_runs import read_curves
 
     # a DCGAN-like run (one generator update per batch) and a WGAN-like one (one per 5 batches),
     # both validated at logger step 100: the same step, five times less generator training for the second
