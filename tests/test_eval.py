@@ -198,7 +198,7 @@ def test_eval_table_says_when_its_fid_follows_the_val_fid_protocol():
 
 
 def _write_many(index: int, folder: str) -> None:
-    from genlab.commands.evaluate import write_results
+    from genlab.run.metrics_file import write_results
 
     for step in range(50):
         write_results({"step": step}, Path(folder) / f"timed_{index}.ckpt")

@@ -86,7 +86,8 @@ def judged_at_the_end(cfg: DictConfig, model: Any, trainer: Any) -> dict[str, fl
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import ConfigKeyError
 
-    from genlab.commands.evaluate import judge, write_results
+    from genlab.commands.evaluate import judge
+    from genlab.run.metrics_file import write_results
 
     settings = OmegaConf.to_container(cfg.evaluate, resolve=True)
     require(isinstance(settings, dict), "evaluate", settings, "null or a mapping of genlab eval's keys, e.g. {n_samples: 1000}")
