@@ -6,7 +6,7 @@ import logging
 import sys
 from contextlib import contextmanager
 from numbers import Real
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 log = logging.getLogger("genlab")
 
@@ -83,6 +83,17 @@ def first_line(error: BaseException | str | None) -> str:
     return type(error).__name__ if isinstance(error, BaseException) else ""
 
 
+def exit_with(error: GenlabError, code: int | None = None) -> NoReturn:
+    """End the command with `error` as its one line on stderr, and its exit code (or `code`)."""
+    print(f"genlab: error: {error}", file=sys.stderr, flush=True)
+    sys.exit(error.exit_code if code is None else code)
+
+
+def missing_value(key: str) -> ConfigError:
+    """A mandatory key left at `???`."""
+    return ConfigError(f"{key} is required and has no value: add {key}=... to the command line")
+
+
 def user_error(error: BaseException) -> GenlabError | None:
     """The GenlabError behind an exception (Hydra's instantiate wraps them), if there is one.
 
@@ -95,8 +106,7 @@ def user_error(error: BaseException) -> GenlabError | None:
         if isinstance(seen, GenlabError):
             return seen
         if isinstance(seen, MissingMandatoryValue):
-            key = seen.full_key or "a required key"
-            return ConfigError(f"{key} is required and has no value: add {key}=... to the command line")
+            return missing_value(seen.full_key or "a required key")
         seen = seen.__cause__ or seen.__context__
     return None
 
@@ -132,5 +142,4 @@ def report_user_errors(
             raise
         if mistake is None:
             raise
-        print(f"genlab: error: {mistake}", file=sys.stderr)
-        sys.exit(mistake.exit_code)
+        exit_with(mistake)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.errors import GenlabError, report_user_errors
+from genlab.errors import GenlabError, exit_with, report_user_errors
 
 Result = TypeVar("Result")
 FailureHook = Callable[[DictConfig, "Job", BaseException, "GenlabError | None"], None]
@@ -189,13 +189,7 @@ def hydra_app(config_name: str, on_failure: FailureHook | None = None) -> Callab
                 with full_command_line([argv[0], *argv[2:]]):  # Hydra parses sys.argv[1:] as its overrides
                     return run()
             except KeyboardInterrupt:  # a second Ctrl-C, or one outside training: what was written stays
-                from genlab.run.grid_sweep import RUNNING, continuing
-
-                sweep = continuing()
-                RUNNING.clear()
-                print("genlab: error: interrupted: stopped at once; the checkpoints written before are intact"
-                      + (f"; continue the sweep with: {sweep}" if sweep else ""), file=sys.stderr)
-                sys.exit(130)
+                exit_with(GenlabError("interrupted: stopped at once; the checkpoints written before are intact"), 130)
             finally:
                 announce_pending()  # a sweep's `genlab report` line, also when a job failed
                 release_folders()

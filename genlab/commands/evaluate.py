@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genlab.commands.app import Job, hydra_app, sampler_options
 from genlab.errors import ConfigError
-from genlab.run.fresh import why_unwritable
+from genlab.run.folder import why_unwritable
 from genlab.run.load import load_model, load_run_config
 from genlab.run.metrics_file import ResultsNotSaved, keep_in_job_folder, results_file, write_results
 

@@ -7,15 +7,14 @@ They live with the commands because they see Hydra's own config; what they decid
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.errors import ConfigError, GenlabError
+from genlab.errors import ConfigError, GenlabError, exit_with
 from genlab.run.folder import check_new_run_folder, check_writable, first_missing
 from genlab.run.lock import is_secondary_rank, lock_folder
 from genlab.run.shell import command_line
@@ -30,12 +29,6 @@ CREATED_BY_THIS_COMMAND: dict[Path, Path] = {}
 def created_top(folder: Path) -> Path | None:
     """The topmost folder this command created for run folder `folder`, or None when it was there before."""
     return CREATED_BY_THIS_COMMAND.get(folder.resolve())
-
-
-def refuse(error: GenlabError) -> NoReturn:
-    """A refusal before Hydra made any folder: one line, the error's exit code."""
-    print(f"genlab: error: {error}", file=sys.stderr)
-    sys.exit(error.exit_code)
 
 
 def check_single_training(config: DictConfig, folder: Path) -> None:
@@ -65,7 +58,7 @@ class RunFolderCheck(Callback):
                 check_command(command, config)
             check_writable(Path(OmegaConf.select(config, key)), config.paths.get("min_free_mb", 0))
         except GenlabError as error:
-            refuse(error)
+            exit_with(error)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         command = kwargs.get("config_name")
@@ -81,7 +74,7 @@ class RunFolderCheck(Callback):
                 check_new_run_folder(folder, str(command))
             lock_folder(folder, "run")
         except GenlabError as error:
-            refuse(error)
+            exit_with(error)
         if top is not None:
             CREATED_BY_THIS_COMMAND[folder.resolve()] = top
 

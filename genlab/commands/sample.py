@@ -18,8 +18,8 @@ from omegaconf import DictConfig
 
 from genlab.commands.app import Job, hydra_app, sampler_options
 from genlab.errors import ConfigError, GenlabError
-from genlab.run.folder import first_missing
-from genlab.run.fresh import first_free_number, why_unwritable, write_new
+from genlab.run.folder import first_missing, remove_empty_up_to, why_unwritable
+from genlab.run.fresh import first_free_number, write_new
 from genlab.run.load import load_model, load_run_config, run_folder_of
 
 if TYPE_CHECKING:
@@ -107,26 +107,11 @@ def save_images(made: dict[str, tuple[Tensor, int]], out: Path, seed: int) -> di
             log.info("%-13s %s", name, written[name])
     except OSError as error:
         if not written:
-            remove_empty_folders(out, created)
+            remove_empty_up_to(out, created)
         kept = f"; written before: {', '.join(str(path) for path in written.values())}" if written else ""
         raise SamplesNotSaved(f"cannot write the PNGs into {out} ({error.strerror or error}){kept}:"
                               " free some space there or choose another folder with out=<folder>") from error
     return written
-
-
-def remove_empty_folders(folder: Path, top: Path | None) -> None:
-    """Remove `folder` and its parents up to `top` (the topmost one this command created), while they are empty."""
-    if top is None:
-        return
-    folder = folder.resolve()
-    while True:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        if folder == top or folder == folder.parent:
-            return
-        folder = folder.parent
 
 
 @hydra_app("sample")

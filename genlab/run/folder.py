@@ -14,25 +14,45 @@ from genlab.errors import ConfigError
 from genlab.run.lock import LOCK_FILE
 
 
+def why_unwritable(folder: Path) -> str | None:
+    """Why no file can be written into `folder` (or into it once created), in words; None when one can.
+
+    A probe file in the folder, or in its nearest existing parent, is made and removed at once: cheap enough
+    to ask before an hour of sampling, and it creates nothing that stays.
+    """
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            return f"{existing} is a broken link"
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"{existing} cannot be written ({error.strerror or error})"
+    return None
+
+
+def nearest_existing(folder: Path) -> Path:
+    """`folder`, or the closest of its parents that exists: where creating it would start."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing
+
+
 def check_writable(folder: Path, min_free_mb: float) -> None:
     """Write a probe file where `folder` is (or would be created); demand `min_free_mb` free there.
 
     Creates nothing that stays: a run folder appears only when the run really starts.
     """
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    try:
-        if not existing.is_dir():
-            raise NotADirectoryError(20, f"{existing} is a file")
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        raise ConfigError(
-            f"cannot write to the run folder {folder} ({error.strerror}): choose another with"
-            " paths.log_dir=... or hydra.run.dir=..."
-        ) from error
-    free_mb = shutil.disk_usage(existing).free / 2**20
+    reason = why_unwritable(folder)
+    if reason is not None:
+        raise ConfigError(f"cannot write to the run folder {folder} ({reason}): choose another with"
+                          " paths.log_dir=... or hydra.run.dir=...")
+    free_mb = shutil.disk_usage(nearest_existing(folder)).free / 2**20
     if free_mb < min_free_mb:
         raise ConfigError(
             f"only {free_mb:.0f} MB free where the run folder {folder} lies, less than paths.min_free_mb={min_free_mb}:"
@@ -124,10 +144,22 @@ def discard_refused_run(folder: Path, top: Path | None) -> bool:
         return False
     shutil.rmtree(folder, ignore_errors=True)
     removed = not folder.exists()
-    while removed and folder != top:
-        folder = folder.parent
-        try:
-            folder.rmdir()  # fails, and stops here, once a parent holds another run
-        except OSError:
-            break
+    if removed and folder != top:
+        remove_empty_up_to(folder.parent, top)
     return removed
+
+
+def remove_empty_up_to(folder: Path, top: Path | None) -> None:
+    """Remove `folder` and its parents up to `top` (the topmost folder this command created; None: none), while
+    they are empty: rmdir fails, and stops here, once a folder holds something another run or the user made."""
+    if top is None:
+        return
+    folder = folder.resolve()
+    while True:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == top or folder == folder.parent:
+            return
+        folder = folder.parent

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
@@ -76,24 +75,3 @@ def claim_without_links(temporary: Path, path: Path, first: int) -> Path:
             continue
         os.replace(temporary, target)
         return target
-
-
-def why_unwritable(folder: Path) -> str | None:
-    """Why no file can be written into `folder` (or into it once created), in words; None when one can.
-
-    A probe file in the folder, or in its nearest existing parent, is made and removed at once: cheap enough
-    to ask before an hour of sampling, and it creates nothing that stays.
-    """
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        if existing.is_symlink():
-            return f"{existing} is a broken link"
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is a file, not a folder"
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        return f"{existing} cannot be written ({error.strerror or error})"
-    return None

@@ -15,29 +15,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Sequence
 
 from omegaconf import OmegaConf
 
-from genlab.errors import ConfigError, GenlabError, TrainingInterrupted, first_line, user_error
+from genlab.errors import ConfigError, GenlabError, TrainingInterrupted, exit_with, first_line, user_error
 from genlab.run.folder import contents
 from genlab.run.lock import lock_folder
 from genlab.run.shell import command_line, hydra_override
 
 SWEEP_RECORD = "multirun.yaml"  # Hydra's record of a sweep's config, in its folder
-# the command that continues the sweep this process runs, for an interrupt that reaches the command itself
-# (a second Ctrl-C, or the parallel launcher's workers stopped under it): genlab/commands/app.py prints it
-RUNNING: list[str] = []
-
-
-def continuing() -> str | None:
-    """How to continue the sweep this process was running when it was interrupted, if it ran one."""
-    return RUNNING[-1] if RUNNING else None
-
-
-def refuse(error: GenlabError, code: int | None = None) -> NoReturn:
-    print(f"genlab: error: {error}", file=sys.stderr, flush=True)
-    sys.exit(error.exit_code if code is None else code)
 
 
 def describes_the_sweep(override: str) -> bool:
@@ -104,9 +91,9 @@ def check_jobs(sweeper: Any, jobs: Sequence[Sequence[str]]) -> None:
                 check_command(command, config)
             check_one_process_per_job(config)
         except GenlabError as error:
-            refuse(ConfigError(f"{named}: {error}"))
+            exit_with(ConfigError(f"{named}: {error}"))
         except Exception as error:  # Hydra's own: an option or key that does not exist
-            refuse(ConfigError(f"{named}: {first_line(error)}"))
+            exit_with(ConfigError(f"{named}: {first_line(error)}"))
 
 
 def run_grid(sweeper: Any, arguments: list[str]) -> list[Sequence[Any]]:
@@ -130,29 +117,31 @@ def run_grid(sweeper: Any, arguments: list[str]) -> list[Sequence[Any]]:
         check_sweep_folder(sweep_dir, bool(OmegaConf.select(config, "resume_sweep", default=False)), overrides)
         lock_folder(sweep_dir, "sweep")
     except GenlabError as error:
-        refuse(error)
+        exit_with(error)
     OmegaConf.save(config, sweep_dir / SWEEP_RECORD)
-    RUNNING.append(continue_command([*overrides, *launch], sweep_dir))
+    continuing = continue_command([*overrides, *launch], sweep_dir)
 
     returns, failed, number = [], [], 0
-    while not sweeper.is_done():
-        batch = sweeper.get_job_batch()
-        results = sweeper.launcher.launch(batch, initial_job_idx=number)
-        returns.append(results)
-        for job, result in zip(batch, results):
-            if result.status == JobStatus.FAILED:
-                error = result._return_value
-                mistake = user_error(error) if isinstance(error, BaseException) else None
-                if isinstance(mistake, TrainingInterrupted):
-                    refuse(GenlabError(f"{first_line(mistake).split(':')[0]}: the sweep stopped at job {number}, its"
-                                       f" checkpoint kept; continue it with: {continue_command([*overrides, *launch], sweep_dir)}"),
-                           mistake.exit_code)
-                failed.append(f"job {number} ({' '.join(job)}) failed: {first_line(mistake or error)}")
-            number += 1
-    RUNNING.clear()
+    try:
+        while not sweeper.is_done():
+            batch = sweeper.get_job_batch()
+            results = sweeper.launcher.launch(batch, initial_job_idx=number)
+            returns.append(results)
+            for job, result in zip(batch, results):
+                if result.status == JobStatus.FAILED:
+                    error = result._return_value
+                    mistake = user_error(error) if isinstance(error, BaseException) else None
+                    if isinstance(mistake, TrainingInterrupted):
+                        exit_with(GenlabError(f"{first_line(mistake).split(':')[0]}: the sweep stopped at job {number},"
+                                              f" its checkpoint kept; continue it with: {continuing}"), mistake.exit_code)
+                    failed.append(f"job {number} ({' '.join(job)}) failed: {first_line(mistake or error)}")
+                number += 1
+    except KeyboardInterrupt:  # a second Ctrl-C, or the parallel launcher's workers stopped under it
+        exit_with(GenlabError("interrupted: stopped at once; the checkpoints written before are intact; continue the"
+                              f" sweep with: {continuing}"), 130)
     if failed:
         for line in failed:
             print(f"genlab: {line}", file=sys.stderr)
-        refuse(GenlabError(f"{len(failed)} of {len(jobs)} jobs failed (their folders keep their logs);"
+        exit_with(GenlabError(f"{len(failed)} of {len(jobs)} jobs failed (their folders keep their logs);"
                            f" `genlab report {sweep_dir}` lists the command that re-runs each"), 1)
     return returns

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, first_line
 from genlab.run.load import run_folder_of
 
 if TYPE_CHECKING:
@@ -99,10 +99,9 @@ def with_run_config(cfg: DictConfig, given: Sequence[str], record_in: Path | Non
     try:
         resumed = compose(config_name, overrides=overrides)
     except Exception as error:  # Hydra's own: an option or key this version no longer has
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(
             f"cannot rebuild the config of the run of ckpt_path={cfg.ckpt_path} from its overrides {overrides}:"
-            f" {first_line}"
+            f" {first_line(error)}"
         ) from error
     if not trust:
         replayed_from = folder / ".hydra" / "overrides.yaml"

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Iterator
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, first_line, missing_value
 from genlab.schema.rules import Rule
 
 # Hydra's own keys of a node it instantiates
@@ -62,9 +62,9 @@ def value_of(parent: DictConfig, name: str, key_name: str) -> Any:
             return OmegaConf.to_container(value, resolve=True)
         return value
     except MissingMandatoryValue:
-        raise ConfigError(f"{key_name} is required and has no value: add {key_name}=... to the command line") from None
+        raise missing_value(key_name) from None
     except OmegaConfBaseException as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        message = first_line(error)
         if "hydra" in message.lower() or "HydraConfig" in message:
             return Unresolved
         raise ConfigError(f"{key_name} does not resolve: {message}") from None
@@ -184,7 +184,7 @@ def signature_of(target: str) -> frozenset[str] | None | str:
     try:
         callable_ = get_object(target)
     except Exception as error:
-        return str(error).splitlines()[0] if str(error) else type(error).__name__
+        return first_line(error)
     try:
         parameters = inspect.signature(callable_).parameters.values()
     except (TypeError, ValueError):

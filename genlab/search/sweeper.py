@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
-import sys
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -24,7 +23,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from genlab.errors import ConfigError, GenlabError, first_line
+from genlab.errors import ConfigError, GenlabError, exit_with, first_line
 from genlab.run.folder import first_missing
 from genlab.search.builders import build_pruner, build_sampler
 from genlab.search.checks import check_enqueued, check_keys, check_known, check_settings
@@ -59,7 +58,7 @@ class OptunaSearch:
         try:
             check_known(settings)
         except ConfigError as error:
-            raise_for_user(error)
+            exit_with(error)
         self.settings = dict(settings)
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
@@ -248,7 +247,7 @@ class OptunaSearch:
         except GenlabError as error:
             if created is not None and not started:
                 shutil.rmtree(created, ignore_errors=True)
-            raise_for_user(error)
+            exit_with(error)
             raise
 
     def storage_url_or_setting(self) -> str:
@@ -267,7 +266,3 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", message=r".*fail_stale_trials is experimental")
 
 
-def raise_for_user(error: GenlabError) -> None:
-    """A mistake or a stop is one line on stderr and its exit code, as for every genlab command."""
-    print(f"genlab: error: {error}", file=sys.stderr, flush=True)
-    sys.exit(error.exit_code)
