@@ -16,6 +16,7 @@ from torch import Tensor
 
 from genlab.data.sources import LabeledImages
 from genlab.errors import ConfigError, is_integer, is_positive_integer, require
+from genlab.tasks.base import Task
 
 
 class ImageSource(Protocol):
@@ -54,6 +55,10 @@ class DeviceBatchLoader:
     Under DDP each rank takes every `world_size`-th index of the shared permutation, so the
     ranks see disjoint shards of equal length.
 
+    With an image-to-image `task` a batch is (target, labels, input): the task degrades each image with draws
+    seeded by its key, its index in the split (and in training the epoch: new masks and noise each epoch), so
+    an image's pair does not depend on the batch it sits in, the number of processes or a resume.
+
     Resumable (Lightning's `state_dict`/`load_state_dict` protocol): a checkpoint written in the
     middle of an epoch records the epoch and how many batches of it were handed out, and the
     resumed run goes on with the next batch of the same permutation, so it trains on exactly the
@@ -69,8 +74,9 @@ class DeviceBatchLoader:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        task: Task | None = None,
     ) -> None:
-        self.data, self.batch_size, self.drop_last = data, batch_size, drop_last
+        self.data, self.batch_size, self.drop_last, self.task = data, batch_size, drop_last, task
         self.rank, self.world_size = rank, world_size
         self.sampler = EpochShuffle(len(data), seed, shuffle)
         self.batch_sampler = None  # read by Lightning, which treats any loader like a DataLoader
@@ -103,7 +109,14 @@ class DeviceBatchLoader:
         for start in range(skip * self.batch_size, len(self) * self.batch_size, self.batch_size):
             index = shard[start : start + self.batch_size]
             self.batches_handed_out += 1
-            yield to_signed_unit(self.data.images.index_select(0, index)), self.data.labels.index_select(0, index)
+            images, labels = to_signed_unit(self.data.images.index_select(0, index)), self.data.labels.index_select(0, index)
+            if self.task is None:
+                yield images, labels
+            else:
+                # the training split's keys change with the epoch (fresh degradations), held-out splits' never
+                keys = index + ((self.sampler.epoch + 1) << 32 if self.sampler.shuffle else 0)
+                pair = self.task.pair(images, keys, training=self.sampler.shuffle)
+                yield pair.target, labels, pair.source
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -114,6 +127,8 @@ class ImageDataModule(pl.LightningDataModule):
 
     The validation split is `val_size` images held out of the training split with a fixed
     seed, so every run of a comparison validates on the same images.
+
+    `task` (the `task` config group, genlab/tasks/) turns each batch into an image-to-image pair.
     """
 
     def __init__(
@@ -128,8 +143,10 @@ class ImageDataModule(pl.LightningDataModule):
         drop_last: bool = True,
         download: bool = False,
         name: str | None = None,
+        task: Task | None = None,
     ) -> None:
         super().__init__()
+        self.task = task
         require(is_positive_integer(batch_size), "data.batch_size", batch_size, "a positive integer")
         require(is_integer(val_size) and val_size >= 0, "data.val_size", val_size, "an integer >= 0")
         self.source = source(root=root, download=download)
@@ -202,7 +219,7 @@ class ImageDataModule(pl.LightningDataModule):
                 f"data.batch_size={self.batch_size} is larger than the {split} split per process "
                 f"({len(data) // world} images): lower data.batch_size"
             )
-        return DeviceBatchLoader(data, self.batch_size, shuffle, self.seed, drop_last, rank, world)
+        return DeviceBatchLoader(data, self.batch_size, shuffle, self.seed, drop_last, rank, world, self.task)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         # The loaders slice batches on the training device already; Lightning's generic move would
