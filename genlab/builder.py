@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from genlab.data.datamodule import ImageDataModule
     from genlab.families.base import Family
     from genlab.modules.base import TrainingModule
+    from genlab.tasks.base import Task
 
 # the roles an optimizer config may hold partial optimizers for
 PLAYERS = ("generator", "discriminator")
@@ -118,11 +119,20 @@ def build_module(cfg: DictConfig) -> TrainingModule:
     return module
 
 
-def build_datamodule(cfg: DictConfig) -> ImageDataModule:
-    """The data set `cfg.data` describes; nothing is read from disk until `setup`."""
+def build_task(cfg: DictConfig) -> Task | None:
+    """The image-to-image task `cfg.task` describes (genlab/tasks/), or None for the noise families."""
     from hydra.utils import instantiate
 
-    return instantiate(cfg.data)
+    node = cfg.get("task")
+    return instantiate(node) if node else None
+
+
+def build_datamodule(cfg: DictConfig) -> ImageDataModule:
+    """The data set `cfg.data` describes, its batches made into the task's pairs when there is one; nothing is read
+    from disk until `setup`."""
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.data, task=build_task(cfg))
 
 
 def instantiate_all(configs: DictConfig | None) -> list[Any]:

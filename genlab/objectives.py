@@ -120,6 +120,12 @@ def least_squares_generator_loss(fake: Tensor) -> Tensor:
     return 0.5 * ((fake - 1) ** 2).mean()
 
 
+def least_squares_mse_generator_loss(fake: Tensor) -> Tensor:
+    """E[(D(G(x)) - 1)^2]: CycleGAN's generator term (its code's MSELoss), twice LSGAN's 1/2 E[(D(G(z)) - 1)^2];
+    its critic's is LSGAN's, halved as CycleGAN halves it."""
+    return ((fake - 1) ** 2).mean()
+
+
 # --- hinge loss (Lim & Ye 2017; Miyato et al. 2018 with spectral norm) --------------
 
 
@@ -182,6 +188,7 @@ ADVERSARIAL_LOSSES: dict[str, AdversarialLoss] = {
     "minimax": AdversarialLoss(gan_discriminator_loss, gan_minimax_generator_loss, torch.sigmoid),
     "wasserstein": AdversarialLoss(wasserstein_critic_loss, wasserstein_generator_loss, _identity),
     "least_squares": AdversarialLoss(least_squares_discriminator_loss, least_squares_generator_loss, _identity),
+    "least_squares_mse": AdversarialLoss(least_squares_discriminator_loss, least_squares_mse_generator_loss, _identity),
     "hinge": AdversarialLoss(hinge_discriminator_loss, hinge_generator_loss, _identity),
     "relativistic": AdversarialLoss(relativistic_discriminator_loss, relativistic_generator_loss, _identity, True),
 }

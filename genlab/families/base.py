@@ -101,6 +101,11 @@ class Family(nn.Module):
         """A batch's labels as the family reads them: kept by conditional families, None for the others."""
         return labels if self.conditional else None
 
+    def condition_of(self, batch: tuple[Tensor, ...]) -> Any:
+        """What the family's networks are conditioned on in a training batch (images, labels[, task input]): the
+        class labels for conditional families, None for the others; an image-to-image family's is its input."""
+        return self.labels_of(batch[1])
+
     def draw(self, shape: tuple[int, ...], generator: torch.Generator | None = None, kind: str = "normal") -> Tensor:
         """N(0, I) (or U(0, 1)) noise on the family's device, from `generator` (a CPU one) when given."""
         device = "cpu" if generator is not None else self.device

@@ -46,7 +46,7 @@ class DDPM(Denoising):
         else:
             t = torch.randint(0, self.schedule.timesteps, (len(images),), generator=generator).to(images.device)
         noisy = self.schedule.q_sample(images, noise, t)
-        return denoising_loss(self.predict(noisy, t, labels), self.schedule.target(images, noise, t))
+        return denoising_loss(self.predict(noisy, t, labels), self.schedule.target(images, noise, t), self.loss_mask(labels))
 
     def predict(self, x: Tensor, t: Tensor, labels: Tensor | None) -> Tensor:
         return self.denoiser(x, t.float(), labels)

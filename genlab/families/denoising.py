@@ -61,6 +61,10 @@ class Denoising(OneLossFamily):
         """The denoiser's output at (x, t); t as the family's sampler counts it."""
         return self.denoiser(x, t, labels)
 
+    def loss_mask(self, condition: Any) -> Tensor | None:
+        """Where the objective counts (1) and where not (0); None: everywhere. An inpainting model's is its hole."""
+        return None
+
     # --- training -----------------------------------------------------------------------
 
     def image_network(self) -> nn.Module:

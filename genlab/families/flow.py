@@ -57,7 +57,8 @@ class FlowMatching(Denoising):
         """E || v(x_t, t) - (x_1 - x_0) ||^2 on the linear path (Lipman et al. 2022, eq. 23)."""
         noise = self.draw(tuple(images.shape), generator)
         t = self.sample_times(len(images), generator)
-        return flow_matching_loss(self.predict(linear_path(noise, images, t), t, labels), noise, images)
+        return flow_matching_loss(self.predict(linear_path(noise, images, t), t, labels), noise, images,
+                                  self.loss_mask(labels))
 
     def predict(self, x: Tensor, t: Tensor, labels: Tensor | None) -> Tensor:
         return self.denoiser(x, t.float() * TIME_SCALE, labels)

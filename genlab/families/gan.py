@@ -45,9 +45,16 @@ class GAN(Family):
         num_classes: int = 0,
     ) -> None:
         super().__init__(latent_vector(latent_dim), num_classes)
-        require(is_positive_integer(n_critic), "model.n_critic", n_critic, "a positive integer")
-        require_networks(net, ("generator", "discriminator"), "a GAN", "model/net=dcgan or model/net=mlp")
         self.latent_dim = latent_dim
+        require_networks(net, ("generator", "discriminator"), "a GAN", "model/net=dcgan or model/net=mlp")
+        self.set_game(net, loss, n_critic, regularizers, augment)
+
+    def set_game(
+        self, net: Mapping[str, nn.Module], loss: str, n_critic: int,
+        regularizers: Mapping[str, Regularizer | None] | None, augment: DiffAugment | None,
+    ) -> None:
+        """The players and the rules of the game, which the image-to-image games (pix2pix, CycleGAN) share."""
+        require(is_positive_integer(n_critic), "model.n_critic", n_critic, "a positive integer")
         self.generator = net["generator"]
         self.discriminator = net["discriminator"]
         self.objective = adversarial_loss(loss)

@@ -20,7 +20,7 @@ class OnePlayer(TrainingModule):
     family: OneLossFamily
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
-        terms = self.family.loss(batch[0], self.family.labels_of(batch[1]))
+        terms = self.family.loss(batch[0], self.family.condition_of(batch))
         self.progress.generator_steps += 1  # one update of the family's whole network per batch
         if self.logs_this_step:
             self.log("train/loss", terms["loss"].detach(), prog_bar=True)
@@ -29,7 +29,7 @@ class OnePlayer(TrainingModule):
         return terms["loss"] if self.finite("train/loss", terms["loss"]) else None
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        terms = self.family.validation_terms(batch[0], self.family.labels_of(batch[1]), batch_idx)
+        terms = self.family.validation_terms(batch[0], self.family.condition_of(batch), batch_idx)
         self.log_dict({f"val/{name}": value for name, value in terms.items()}, sync_dist=True)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:

@@ -28,7 +28,7 @@ class TwoPlayer(TrainingModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         gan = self.family
-        real, labels = batch[0], gan.labels_of(batch[1])
+        real, labels = batch[0], gan.condition_of(batch)  # class labels, or an image-to-image family's input
         opt_g, opt_d = self.optimizers()
         # counted across epochs (and checkpoints), so every n_critic-th critic step is followed by
         # a generator step even when an epoch's batch count is not a multiple of n_critic
@@ -90,5 +90,5 @@ class TwoPlayer(TrainingModule):
                 scheduler.step()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        logs = self.family.validation_terms(batch[0], self.family.labels_of(batch[1]))
+        logs = self.family.validation_terms(batch[0], self.family.condition_of(batch))
         self.log_dict({f"val/{name}": value for name, value in logs.items()}, sync_dist=True)

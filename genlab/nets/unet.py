@@ -91,6 +91,7 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         norm_groups: int = 32,
         num_classes: int = 0,
+        condition_channels: int = 0,
     ) -> None:
         super().__init__()
         require(is_positive_integer(width), "model.net.denoiser.width", width, "a positive integer")
@@ -110,7 +111,8 @@ class UNet(nn.Module):
         self.width = width
         block = lambda i, o: ResidualBlock(i, o, embedding_dim, dropout, norm_groups)  # noqa: E731
 
-        self.conv_in = nn.Conv2d(channels, width, 3, padding=1)
+        # an image condition (Palette, SR3: the task's input) is concatenated to x before the first conv
+        self.conv_in = nn.Conv2d(channels + condition_channels, width, 3, padding=1)
         self.down = nn.ModuleList()
         skips, current, resolution = [width], width, height
         for level, mult in enumerate(channel_mults):

@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, GenlabError
 
 
 def gpu_count() -> int:
@@ -123,10 +123,46 @@ def check_one_process_per_job(cfg: DictConfig) -> None:
                           " hydra/launcher=submitit_slurm")
 
 
+TRANSLATION_MODELS = "regress, pix2pix, cyclegan, palette or palette_flow"
+
+
+def check_task_fits(cfg: DictConfig) -> None:
+    """An image-to-image task needs a family that takes an input image, and data it can be made from (a colour
+    task on grey data, an x4 task on sizes 4 does not divide): refused now, by key, not once training starts."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import get_object, instantiate
+
+    from genlab.families.translation import Translation, check_task
+
+    task, target = select(cfg, "task"), select(cfg, "model._target_")
+    try:
+        family = get_object(target) if isinstance(target, str) else None
+    except Exception:
+        return  # an unimportable target is the schema's to refuse
+    translates = isinstance(family, type) and issubclass(family, Translation)
+    if task is None or not isinstance(task, DictConfig) or "_target_" not in task:
+        if translates:
+            check_task(None, str(select(cfg, "hydra.runtime.choices.model") or family.__name__.lower()))
+        return
+    name = str(select(cfg, "hydra.runtime.choices.task") or task._target_.rpartition(".")[2].lower())
+    if not translates:
+        model = select(cfg, "hydra.runtime.choices.model") or target
+        raise ConfigError(f"task={name} needs an image-to-image family, and model={model} makes images from noise:"
+                          f" choose model={TRANSLATION_MODELS}, or leave the task out (task=null)")
+    try:
+        built = instantiate(task)  # the task's own checks against data.image_shape
+    except InstantiationException as error:
+        if isinstance(error.__cause__, GenlabError):
+            raise error.__cause__ from None
+        raise
+    family.check_pairing(built, str(select(cfg, "hydra.runtime.choices.model") or family.__name__.lower()))
+
+
 def check_train(cfg: DictConfig) -> None:
     check_trainer_fits_the_machine(cfg)
     check_training_ends(cfg)
     check_manual_optimization(cfg)
+    check_task_fits(cfg)
 
 
 def check_loading(cfg: DictConfig) -> None:

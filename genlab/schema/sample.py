@@ -32,6 +32,7 @@ class Sample(Loading):
     interpolation_steps: int = key(integer(2))
     trajectory_rows: int = key(POSITIVE)
     trajectory_frames: int = key(integer(2))
+    outputs_per_input: int = key(POSITIVE)
     out: str = key(nullable(text()))
 
 
@@ -48,5 +49,8 @@ class Eval(Loading):
     pr_k: int = key(POSITIVE)
     is_splits: int = key(POSITIVE)
     coverage_threshold: float = key(number(above=0, maximum=1))
+    # image-to-image families that draw: outputs per input (1: no diversity measured), and how many inputs
+    outputs_per_input: int = key(POSITIVE)
+    diversity_inputs: int = key(POSITIVE)
     progress: bool = key(boolean())
     classifier: Classifier = node(Classifier)

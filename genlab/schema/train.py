@@ -126,6 +126,14 @@ class Model(Schema):
 
 
 @dataclass
+class Task(Schema):
+    """An image-to-image task (configs/task/, genlab/tasks/): its arguments are those its `_target_` takes."""
+
+    extra = "target"
+    _target_: str = key(text())
+
+
+@dataclass
 class Trainer(Schema):
     """Lightning's Trainer: the arguments genlab's configs set, declared; any other must be a Trainer argument."""
 
@@ -186,6 +194,7 @@ class Train(Schema):
     data: Data = node(Data)
     optimizer: Optimizer = node(Optimizer)
     model: Model = node(Model)
+    task: Task = node(Task, nullable=True)
     trainer: Trainer = node(Trainer)
     logger: Built = node(Built, nullable=True)
     callbacks: Built = node(Built, nullable=True)
