@@ -45,6 +45,35 @@ def sample_batches(
         yield model.sample(size, labels=labels, generator=generator, **options)
 
 
+def translate_batches(
+    model: TrainingModule, sources: Tensor, batch_size: int, seed: int, options: Mapping[str, Any] | None = None
+) -> Iterator[Tensor]:
+    """An image-to-image family's outputs for `sources` (a task's inputs), in batches, its draws (a sampler's noise,
+    test-time dropout) from one generator seeded by `seed`: the same outputs every call."""
+    generator = torch.Generator().manual_seed(seed)
+    for start in range(0, len(sources), batch_size):
+        yield model.sample(noise=sources[start:start + batch_size], generator=generator, **(options or {}))
+
+
+def as_picture(images: Tensor, channels: int) -> Tensor:
+    """Images shown with `channels` channels (a grey input beside colour outputs is repeated into RGB)."""
+    return images.expand(-1, channels, -1, -1) if images.shape[1] < channels else images
+
+
+def translation_rows(
+    model: TrainingModule, source: Tensor, target: Tensor, outputs_per_input: int, generator: torch.Generator,
+    options: Mapping[str, Any] | None = None,
+) -> tuple[Tensor, int]:
+    """One row per input: the input (as a picture), `outputs_per_input` outputs drawn for it, its target; and the
+    row length. A stochastic family's outputs differ along a row."""
+    task = model.family.task
+    channels = max(task.target_shape[0], task.visible(source[:1]).shape[1])
+    drawn = [model.sample(noise=source, generator=generator, **(options or {})).cpu() for _ in range(outputs_per_input)]
+    columns = [task.visible(source).cpu(), *drawn, target.cpu()]
+    rows = torch.stack([as_picture(column, channels) for column in columns], dim=1)
+    return rows.flatten(0, 1), len(columns)
+
+
 def interpolate(start: Tensor, end: Tensor, t: Tensor, spherical: bool) -> Tensor:
     """Points between two noise batches (n, ...) at fractions t (steps,): (n, steps, ...).
 

@@ -13,6 +13,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
+from genlab.families.translation import Translation
 from genlab.generation import sample_grid
 from genlab.modules.base import TrainingModule
 
@@ -55,7 +56,8 @@ class SampleGrid(pl.Callback):
         epoch = trainer.current_epoch
         if (epoch + 1) % self.every_n_epochs and not trainer.should_stop and epoch + 1 != trainer.max_epochs:
             return
-        if not trainer.is_global_zero or not isinstance(pl_module, TrainingModule):
+        if not trainer.is_global_zero or not isinstance(pl_module, TrainingModule) or \
+                isinstance(pl_module.family, Translation):  # its grid: callbacks/translation_quality.py
             return
         images = self.images(pl_module).float().cpu()
         publish_grid(trainer, make_grid(images, nrow=self.nrow, normalize=True, value_range=(-1, 1)), self.dirpath, "samples")

@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 
 from genlab.data.datamodule import to_signed_unit
+from genlab.families.translation import Translation
 from genlab.generation import sample_batches
 from genlab.metrics.conditioning import label_accuracy, requested_labels
 from genlab.metrics.coverage import class_coverage
@@ -22,6 +23,32 @@ from genlab.metrics.domain_classifier import judge_record, load_or_train
 from genlab.metrics.features import ClassifierFeatures, extract
 from genlab.metrics.quality import fid
 from genlab.modules.base import TrainingModule
+
+
+def judges_samples(module: pl.LightningModule, datamodule: Any) -> bool:
+    """Whether a run's samples from noise are judged: a genlab loop, a validation split, not image-to-image
+    (whose outputs callbacks/translation_quality.py judges against their targets)."""
+    return isinstance(module, TrainingModule) and datamodule is not None and bool(datamodule.val_size) and \
+        not isinstance(module.family, Translation)
+
+
+def domain_classifier(trainer: pl.Trainer, module: pl.LightningModule, cache_dir: str,
+                      settings: Mapping[str, Any]) -> tuple[ClassifierFeatures, dict[str, Any]]:
+    """The data set's cached domain classifier (trained first if missing) on the module's device, and its facts."""
+    datamodule = trainer.datamodule
+
+    def judge() -> tuple[ClassifierFeatures, dict[str, Any]]:
+        return load_or_train(cache_dir, datamodule.name, datamodule.split, datamodule.num_classes, dict(settings),
+                             module.device)
+
+    # under DDP rank 0 trains (or loads) the cached classifier first; the others then load it
+    if trainer.is_global_zero:
+        found = judge()
+        trainer.strategy.barrier("domain classifier")
+    else:
+        trainer.strategy.barrier("domain classifier")
+        found = judge()
+    return found
 
 
 class SampleQuality(pl.Callback):
@@ -44,19 +71,9 @@ class SampleQuality(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         datamodule = trainer.datamodule
-        if not isinstance(pl_module, TrainingModule) or datamodule is None or not datamodule.val_size:
+        if not judges_samples(pl_module, datamodule):
             return
-        def judge() -> tuple[ClassifierFeatures, dict[str, Any]]:
-            return load_or_train(self.cache_dir, datamodule.name, datamodule.split, datamodule.num_classes,
-                                 self.classifier_settings, pl_module.device)
-
-        # under DDP rank 0 trains (or loads) the cached classifier first; the others then load it
-        if trainer.is_global_zero:
-            self.extractor, facts = judge()
-            trainer.strategy.barrier("domain classifier")
-        else:
-            trainer.strategy.barrier("domain classifier")
-            self.extractor, facts = judge()
+        self.extractor, facts = domain_classifier(trainer, pl_module, self.cache_dir, self.classifier_settings)
         self.judge = {"classifier": judge_record(facts), "metrics": ["val/fid", "val/coverage_entropy", "val/label_accuracy"]}
         real_images = to_signed_unit(datamodule.split("val").images)
         self.real = extract(self.extractor, real_images, self.batch_size, pl_module.device, progress=False)

@@ -96,6 +96,10 @@ def judge(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: str, checkpo
     from genlab.metrics.features import InceptionFeatures, extract
     from genlab.metrics.quality import fid, inception_score, kid, precision_recall
 
+    if getattr(model.family, "task", None) is not None:  # image-to-image: outputs against their targets
+        from genlab.commands.evaluate_translation import judge_translation
+
+        return judge_translation(model, run_cfg, cfg, device, checkpoint)
     if cfg.extractor not in EXTRACTORS:
         raise ConfigError(f"extractor={cfg.extractor!r} is not known; choose one of: {', '.join(EXTRACTORS)}")
     datamodule = build_datamodule(run_cfg)
@@ -257,6 +261,10 @@ def val_fid_note(protocol: dict[str, Any]) -> str:
 def format_table(results: dict[str, Any]) -> str:
     """The metrics with the protocol and units beside each number: an FID or KID means nothing without them."""
     protocol = results["protocol"]
+    if "baseline" in results:
+        from genlab.commands.evaluate_translation import format_translation_table
+
+        return format_translation_table(results)
     rows = [("metric", "value", "protocol and units"), *metric_rows(results)]
     name_width, value_width = (max(len(row[i]) for row in rows) + 2 for i in (0, 1))
     lines = [

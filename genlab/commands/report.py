@@ -31,7 +31,8 @@ from genlab.run.shell import command_line, hydra_value
 from genlab.run.summary import FILENAME
 
 # metrics where higher is better; every other metric is sorted ascending
-HIGHER_IS_BETTER = {"val/elbo", "train/elbo", "val/is", "val/precision", "val/recall", "val/coverage_entropy"}
+HIGHER_IS_BETTER = {"val/elbo", "train/elbo", "val/is", "val/precision", "val/recall", "val/coverage_entropy",
+                    *(f"{split}/{name}" for split in ("val", "test") for name in ("psnr", "ssim", "label_accuracy"))}
 PREFERRED_OBJECTIVES = ("val/fid", "val/kid", "val/loss", "val/elbo")
 
 

@@ -31,8 +31,9 @@ class Run:
 
     @property
     def samples(self) -> Path | None:
-        grid = self.folder / "samples" / "last.png"
-        return grid if grid.is_file() else None
+        """Its last grid: samples from noise, or an image-to-image run's input | outputs | target rows."""
+        grids = (self.folder / "samples" / "last.png", self.folder / "translations" / "last.png")
+        return next((grid for grid in grids if grid.is_file()), None)
 
     @property
     def interrupted_checkpoint(self) -> Path | None:

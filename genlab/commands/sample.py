@@ -43,6 +43,8 @@ def sample(cfg: DictConfig) -> dict[str, Path]:
     run_cfg = load_run_config(cfg.ckpt_path, cfg.paths, trust_run=cfg.get("trust_run", False))
     out = output_folder(cfg.out, cfg.ckpt_path)
     model = load_model(cfg.ckpt_path, run_cfg, resolve_device(cfg.device), ema=cfg.get("ema", True))
+    if getattr(model.family, "task", None) is not None:
+        return save_images(translation_images(model, run_cfg, cfg, sampler_options(cfg)), out, cfg.seed)
     return save_images(make_images(model, cfg, sampler_options(cfg)), out, cfg.seed)
 
 
@@ -75,6 +77,28 @@ def make_images(model: Any, cfg: DictConfig, options: dict[str, Any]) -> dict[st
         made["interpolation"] = (strip, cfg.interpolation_steps)
     # many-step families: each row one sample from its noise through the sampler's steps to the image
     frames = model.trajectory(cfg.trajectory_rows, cfg.trajectory_frames, generator, **options)
+    if frames is not None:
+        made["trajectory"] = (frames.flatten(0, 1), cfg.trajectory_frames)
+    return made
+
+
+def translation_images(model: Any, run_cfg: DictConfig, cfg: DictConfig, options: dict[str, Any]) -> dict[str, tuple[Tensor, int]]:
+    """An image-to-image run's rows: the test split's first `nrow` inputs (the task's pairs under `seed`), each with
+    its outputs and its target; a diffusion or flow family adds each of the first inputs' outputs on their way."""
+    import torch
+
+    from genlab.builder import build_datamodule
+    from genlab.data.datamodule import to_signed_unit
+    from genlab.generation import translation_rows
+
+    split = build_datamodule(run_cfg).split("test")
+    device = model.device
+    pair = model.family.task.fixed_pair(to_signed_unit(split.images[: cfg.nrow]).to(device), cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    outputs = cfg.outputs_per_input if model.family.stochastic else 1
+    made = {"grid": translation_rows(model, pair.source, pair.target, outputs, generator, options)}
+    frames = model.trajectory(cfg.trajectory_rows, cfg.trajectory_frames, generator,
+                              source=pair.source[: cfg.trajectory_rows], **options)
     if frames is not None:
         made["trajectory"] = (frames.flatten(0, 1), cfg.trajectory_frames)
     return made

@@ -111,6 +111,8 @@ def judged_at_the_end(cfg: DictConfig, model: Any, trainer: Any) -> dict[str, fl
     if last is not None and last.is_file():
         write_results(results, last)
     judged = {f"test/{name}": value for name, value in results["metrics"].items()}
+    # an image-to-image run's task baseline under the same protocol, beside it in summary.json and genlab report
+    judged.update({f"test_baseline/{name}": value for name, value in results.get("baseline", {}).items()})
     if raw_too and model.ema is not None:
         model.samples_from_ema = False
         try:

@@ -34,7 +34,8 @@ class ResultsNotSaved(GenlabError):
 # What makes two evaluations of one checkpoint comparable: every protocol setting that changes a number, and
 # the judges' weights (not the device, the wall clock, or where this machine keeps the judges).
 PROTOCOL_IDENTITY = ("data", "split", "n_generated", "n_real", "extractor", "seed", "weights", "sampler",
-                     "kid_subsets", "kid_subset_size", "pr_k", "is_splits", "coverage_threshold")
+                     "kid_subsets", "kid_subset_size", "pr_k", "is_splits", "coverage_threshold", "task",
+                     "outputs_per_input", "diversity_inputs")
 
 
 def results_file(ckpt_path: str | Path) -> Path:
