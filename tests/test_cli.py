@@ -32,13 +32,18 @@ def test_help_lists_every_subcommand_with_what_it_does(tmp_path):
 def test_train_help_shows_the_config_groups_and_their_options(tmp_path):
     result = run("train", "--help", cwd=tmp_path)
     assert result.returncode == 0
-    groups = dict(line.split(":", 1) for line in result.stdout.splitlines() if line[:1].isalpha() and ":" in line)
+    groups: dict[str, str] = {}
+    for line in result.stdout.splitlines():  # the groups' lines come first, the composed config's after
+        if line[:1].isalpha() and ":" in line:
+            groups.setdefault(*line.split(":", 1))
     assert groups["data"].split() == ["cifar10,", "mnist,", "mnist_mini"]
-    assert groups["model/net"].split() == ["conv_vae,", "dcgan,", "dcgan_auxiliary,", "dcgan_projection,", "dcgan_projection_small,",
-                                           "dcgan_small,", "mlp,", "unet"]
+    assert groups["model/net"].split() == ["conv_vae,", "cyclegan,", "dcgan,", "dcgan_auxiliary,", "dcgan_projection,",
+                                           "dcgan_projection_small,", "dcgan_small,", "mlp,", "palette_unet,", "pix2pix,", "unet"]
     assert groups["optimizer"].split() == ["adam,", "adam_fast,", "adam_r3gan,", "adam_unet,", "adam_vae,", "adam_wgan_gp,",
                                            "rmsprop,", "sgd"]
-    assert groups["model"].split() == [f"{m}," for m in "acgan cddpm cflow cgan cvae dcgan ddpm flow gan lsgan rpgan sngan vae wgan".split()] + ["wgan_gp"]
+    models = "acgan cddpm cflow cgan cvae cyclegan dcgan ddpm flow gan lsgan palette palette_flow pix2pix regress rpgan sngan vae wgan"
+    assert groups["model"].split() == [f"{m}," for m in models.split()] + ["wgan_gp"]
+    assert groups["task"].split() == ["colorize,", "colorize_digits,", "denoise,", "edges,", "inpaint,", "restyle,", "superres"]
     for group in ("trainer", "experiment", "recipe", "debug", "logger", "callbacks", "paths", "hydra", "hydra/launcher"):
         assert group in groups
     assert "genlab train model=wgan_gp data=cifar10" in result.stdout
@@ -63,7 +68,7 @@ def test_train_help_for_the_model_group_shows_what_a_variant_inherits_and_the_op
     from tests.conftest import run_genlab
 
     text = run_genlab("train", "--help", "model", cwd=tmp_path).stdout
-    lsgan = text[text.index("== model=lsgan "):text.index("== model=rpgan ")]  # lsgan.yaml holds its loss alone
+    lsgan = text[text.index("== model=lsgan "):text.index("== model=palette ")]  # lsgan.yaml holds its loss alone
     assert "  model.loss=least_squares\n" in lsgan and "  model.net.generator._target_=genlab.nets.dcgan.Generator\n" in lsgan
     assert "picks:" not in lsgan  # DCGAN's nets and the default optimizer
     wgan = text[text.index("== model=wgan "):text.index("== model=wgan_gp ")]
