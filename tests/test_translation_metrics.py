@@ -13,6 +13,7 @@ from torchmetrics.functional.image.lpips import learned_perceptual_image_patch_s
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from genlab.metrics import translation
+from genlab.tasks.base import BT601_WEIGHTS
 from genlab.metrics.translation import (
     colourfulness,
     diversity,
@@ -137,7 +138,7 @@ def test_diversity_needs_two_samples_per_input():
 
 
 def test_luminance_weights_sum_to_one_and_grey_maps_to_itself():
-    assert sum(translation.BT601_WEIGHTS) == pytest.approx(1.0, abs=1e-12)
+    assert sum(BT601_WEIGHTS) == pytest.approx(1.0, abs=1e-12)
     grey = images(2)
     assert torch.allclose(luminance(grey.expand(-1, 3, -1, -1)), grey, atol=1e-12)
     assert luminance(grey) is grey
@@ -145,7 +146,7 @@ def test_luminance_weights_sum_to_one_and_grey_maps_to_itself():
 
 def test_luminance_of_pure_channels_is_their_weight():
     image = torch.eye(3, dtype=torch.float64).view(3, 3, 1, 1)  # pure R, pure G, pure B
-    assert torch.allclose(luminance(image).flatten(), torch.tensor(translation.BT601_WEIGHTS, dtype=torch.float64))
+    assert torch.allclose(luminance(image).flatten(), torch.tensor(BT601_WEIGHTS, dtype=torch.float64))
 
 
 # LPIPS

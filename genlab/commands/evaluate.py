@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -26,30 +25,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.commands.app import Job, hydra_app, sampler_options
+from genlab.commands.judges import EXTRACTORS, KID_UNITS, cached_features, choose_judges
 from genlab.errors import ConfigError
 from genlab.run.folder import why_unwritable
 from genlab.run.load import load_model, load_run_config
 from genlab.run.metrics_file import ResultsNotSaved, keep_in_job_folder, results_file, write_results
 
 log = logging.getLogger("genlab")
-EXTRACTORS = ("auto", "classifier", "inception")
-# KID as torch-fidelity reports it: the unbiased MMD² itself, not the KID paper's x10³
-KID_UNITS = "unbiased MMD² in the kernel's units, as torch-fidelity (not x10³)"
-
-
-def cached_features(cache_dir: str | Path, key: str, compute) -> Any:
-    """Features stored under <cache_dir>/features/<key>.pt, computed once."""
-    from genlab.run.checkpoints import atomic_torch_save, load_checkpoint
-
-    path = Path(cache_dir).expanduser() / "features" / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '-', key)}.pt"
-    if path.is_file():
-        log.info("real-image features from the cache: %s", path)
-        return load_checkpoint(path)["features"]
-    features = compute()
-    atomic_torch_save({"features": features, "key": key}, path)
-    return features
-
-
 def generate(model: Any, n: int, batch_size: int, seed: int, options: dict[str, Any]) -> Any:
     import torch
 
@@ -92,31 +74,20 @@ def judge(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: str, checkpo
     from genlab.data.datamodule import to_signed_unit
     from genlab.metrics.conditioning import intra_class_fid, label_accuracy, requested_labels
     from genlab.metrics.coverage import class_coverage
-    from genlab.metrics.domain_classifier import judge_record, load_or_train, tensor_digest
-    from genlab.metrics.features import InceptionFeatures, extract
+    from genlab.metrics.domain_classifier import judge_record, tensor_digest
+    from genlab.metrics.features import extract
     from genlab.metrics.quality import fid, inception_score, kid, precision_recall
 
     if getattr(model.family, "task", None) is not None:  # image-to-image: outputs against their targets
         from genlab.commands.evaluate_translation import judge_translation
 
         return judge_translation(model, run_cfg, cfg, device, checkpoint)
-    if cfg.extractor not in EXTRACTORS:
-        raise ConfigError(f"extractor={cfg.extractor!r} is not known; choose one of: {', '.join(EXTRACTORS)}")
     datamodule = build_datamodule(run_cfg)
     sampler = sampler_options(cfg)
     real_split = datamodule.split(cfg.split)
     n_real = min(cfg.n_samples, len(real_split))
     check_protocol_fits(cfg, len(real_split), run_cfg)
-    classifier, classifier_facts = load_or_train(
-        cfg.paths.cache_dir, datamodule.name, datamodule.split, datamodule.num_classes, cfg.classifier, device
-    )
-    name = cfg.extractor if cfg.extractor != "auto" else ("inception" if device.startswith("cuda") else "classifier")
-    if name == "inception":
-        extractor = InceptionFeatures(cfg.inception_weights).to(device)
-        judge = {"name": "inception", "source": extractor.source, "weights_sha256": extractor.weights_sha256}
-    else:
-        extractor = classifier
-        judge = {"name": "classifier", "source": classifier_facts["path"], "weights_sha256": classifier_facts["weights_sha256"]}
+    classifier, classifier_facts, name, extractor, judge = choose_judges(cfg, datamodule, device)
 
     def features(images: Any, what: str) -> Any:
         return extract(extractor, images, cfg.batch_size, device, progress=cfg.progress, desc=f"{what} features")

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from genlab.commands.app import sampler_options
-from genlab.commands.evaluate import EXTRACTORS, KID_UNITS, cached_features
+from genlab.commands.judges import KID_UNITS, cached_features, choose_judges
 from genlab.errors import ConfigError
 
 # what each row of the table means
@@ -46,13 +46,11 @@ def judge_translation(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: 
     from genlab.data.datamodule import to_signed_unit
     from genlab.generation import translate_batches
     from genlab.metrics.conditioning import label_accuracy
-    from genlab.metrics.domain_classifier import judge_record, load_or_train, tensor_digest
-    from genlab.metrics.features import InceptionFeatures, extract
+    from genlab.metrics.domain_classifier import judge_record, tensor_digest
+    from genlab.metrics.features import extract
     from genlab.metrics.quality import fid, kid
     from genlab.metrics.translation import classifier_view, diversity, local_lpips, pairwise_l1, pixel_scores, psnr_per_image
 
-    if cfg.extractor not in EXTRACTORS:
-        raise ConfigError(f"extractor={cfg.extractor!r} is not known; choose one of: {', '.join(EXTRACTORS)}")
     family, task = model.family, model.family.task
     datamodule = build_datamodule(run_cfg)
     split = datamodule.split(cfg.split)
@@ -62,15 +60,7 @@ def judge_translation(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: 
     images = to_signed_unit(split.images[:n]).to(device)
     labels = split.labels[:n]
     pair = task.fixed_pair(images, cfg.seed)
-    classifier, facts = load_or_train(cfg.paths.cache_dir, datamodule.name, datamodule.split, datamodule.num_classes,
-                                      cfg.classifier, device)
-    name = cfg.extractor if cfg.extractor != "auto" else ("inception" if device.startswith("cuda") else "classifier")
-    if name == "inception":
-        extractor = InceptionFeatures(cfg.inception_weights).to(device)
-        judge = {"name": "inception", "source": extractor.source, "weights_sha256": extractor.weights_sha256}
-    else:
-        extractor = classifier
-        judge = {"name": "classifier", "source": facts["path"], "weights_sha256": facts["weights_sha256"]}
+    classifier, facts, name, extractor, judge = choose_judges(cfg, datamodule, device)
     channels = task.image_shape[0]
 
     def features(batch: Tensor, network: Any) -> Tensor:

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genlab.errors import ConfigError
+from genlab.tasks.base import luma as luminance
 
 DATA_RANGE = 2.0  # max - min of the [-1, 1] image range
 PSNR_CAP_DB = 100.0
-BT601_WEIGHTS = (0.299, 0.587, 0.114)
 LPIPS_MIN_SIZE = 64
 
 # torchvision's file names for the LPIPS backbones (the basenames of its weight URLs, checked in the tests),
@@ -110,20 +110,6 @@ def pairwise_l1(samples: Tensor) -> Tensor:
     flat = samples.reshape(n, k, -1)
     distances = torch.cdist(flat, flat, p=1) / flat.shape[2]  # (N, K, K), zero diagonal
     return distances.sum(dim=(1, 2)) / (k * (k - 1))
-
-
-def luminance(images: Tensor) -> Tensor:
-    """ITU-R BT.601 luma 0.299 R + 0.587 G + 0.114 B, (N, 1, H, W): colour outputs for a grey-trained classifier.
-
-    One-channel images are returned unchanged.
-    """
-    _check_images(images)
-    if images.shape[1] == 1:
-        return images
-    if images.shape[1] != 3:
-        raise ConfigError(f"luminance needs 1 or 3 channels, got {images.shape[1]}")
-    weights = images.new_tensor(BT601_WEIGHTS).view(1, 3, 1, 1)
-    return (images * weights).sum(dim=1, keepdim=True)
 
 
 def _lpips_input(images: Tensor) -> Tensor:

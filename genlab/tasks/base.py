@@ -16,11 +16,21 @@ import torch
 from torch import Tensor
 
 from genlab.errors import ConfigError, is_integer, require
-# ITU-R BT.601 luma (N, 1, H, W) of RGB images in [-1, 1]: the grey input of the colour tasks, as the metrics judge it
-from genlab.metrics.translation import luminance as luma  # noqa: F401
 
+BT601_WEIGHTS = (0.299, 0.587, 0.114)
 # mixes a task's seed and an image's key into one generator seed (the golden ratio's 64-bit constant)
 _MIX = 0x9E3779B97F4A7C15
+
+
+def luma(images: Tensor) -> Tensor:
+    """ITU-R BT.601 luma 0.299 R + 0.587 G + 0.114 B (N, 1, H, W) of images in [-1, 1]: the colour tasks' grey input,
+    and what a grey-trained classifier is shown of a colour output. One-channel images are returned unchanged."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ConfigError(f"luma needs (N, 1 or 3, H, W) images, got {tuple(images.shape)}")
+    if images.shape[1] == 1:
+        return images
+    weights = images.new_tensor(BT601_WEIGHTS).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1, keepdim=True)
 
 
 class Pair(NamedTuple):
