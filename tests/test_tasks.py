@@ -149,3 +149,19 @@ def test_the_loader_keys_training_images_by_epoch_and_resumes_on_the_same_draws(
     held_out.sampler.set_epoch(5)  # a held-out split's images are keyed by their index alone, every epoch
     first = data.images[:4].float() / 127.5 - 1
     assert torch.equal(list(held_out)[0][2], task.degrade(first, torch.arange(4)).source)
+
+
+def test_each_ddp_rank_degrades_its_shard_as_one_process_would():
+    data = LabeledImages((torch.rand(16, 1, 28, 28) * 255).to(torch.uint8), torch.arange(16) % 10)
+    task = Denoise(GREY, seed=4)
+    alone = DeviceBatchLoader(data, batch_size=8, shuffle=True, seed=1, task=task)
+    alone.sampler.set_epoch(3)
+    by_image = {}
+    for target, _, source in alone:
+        for t, s in zip(target, source):
+            by_image[t.sum().item()] = s
+    for rank in (0, 1):
+        shard = DeviceBatchLoader(data, batch_size=4, shuffle=True, seed=1, rank=rank, world_size=2, task=task)
+        shard.sampler.set_epoch(3)
+        for target, _, source in shard:
+            assert all(torch.equal(s, by_image[t.sum().item()]) for t, s in zip(target, source))

@@ -180,3 +180,18 @@ def test_cifar10_files_in_their_real_format_take_a_colour_task(workdir):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run_dir / "summary.json").read_text())["metrics"]
     assert math.isfinite(metrics["val/colourfulness"]) and math.isfinite(metrics["val/baseline_psnr"])
+
+
+@pytest.mark.slow
+def test_an_optuna_search_maximises_the_outputs_psnr(workdir):
+    import optuna
+
+    result = run_genlab("train", "model=regress", "task=denoise", "hparams_search=translation_optuna", *TINY,
+                        "hydra.sweeper.n_trials=2", "trainer.max_epochs=1", "hydra.sweeper.pruner.n_startup_trials=2",
+                        "hydra.sweeper.params={optimizer.generator.lr:'tag(log, interval(1e-3, 3e-3))'}",
+                        *judge(workdir), cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = workdir / "outputs" / "debug" / "searches" / "translation_psnr"
+    study = optuna.load_study(study_name="translation_psnr", storage=f"sqlite:///{folder / 'optuna.db'}")
+    psnr = [json.loads((folder / f"trial_{n}" / "summary.json").read_text())["metrics"]["val/psnr"] for n in range(2)]
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE and study.best_value == pytest.approx(max(psnr))
