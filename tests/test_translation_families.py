@@ -189,3 +189,10 @@ def test_an_impossible_pairing_is_refused_in_one_line(compose_train, overrides, 
     with pytest.raises(ConfigError) as refused:
         check_command("train", cfg)
     assert words in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_an_image_to_image_family_asked_for_samples_from_noise_says_what_it_takes():
+    family = Regress(net={"generator": Halve()}, task=Denoise(SHAPE))
+    with pytest.raises(ConfigError, match="makes outputs from a task's inputs, not from noise"):
+        family.sample(4)
+    assert torch.equal(family.translate(batch()), 0.5 * batch())

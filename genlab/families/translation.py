@@ -103,6 +103,10 @@ class Translation:
         image, hole = known
         return image + hole * (x - image)
 
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        raise ConfigError(f"{type(self).__name__} makes outputs from a task's inputs, not from noise: call"
+                          " translate(inputs), or sample(noise=inputs)")
+
     def translate(self, source: Tensor, generator: torch.Generator | None = None, **options: Any) -> Tensor:
         """Outputs for a batch of task inputs, in eval mode; `generator` seeds whatever the family draws."""
         return self.sample(noise=source, generator=generator, **options)  # type: ignore[attr-defined]
