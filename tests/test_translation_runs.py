@@ -139,8 +139,8 @@ def test_a_resumed_run_ends_with_the_weights_of_a_run_left_alone(sweep, workdir)
 @pytest.mark.slow
 def test_cyclegan_learns_two_ways_keeps_its_pools_and_reports_its_cycle(workdir):
     run_dir = workdir / "cyclegan"
-    result = run_genlab("train", "model=cyclegan", "task=restyle", *GAN_TINY, f"hydra.run.dir={run_dir}",
-                        "model.pool_size=8", *judge(workdir), cwd=workdir)
+    result = run_genlab("train", "model=cyclegan", "task=restyle", *GAN_TINY, "trainer.limit_train_batches=4",
+                        f"hydra.run.dir={run_dir}", "model.pool_size=8", *judge(workdir), cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert [tuple(pool.shape) for pool in checkpoint["family_state"]["pools"]] == [(8, 3, 28, 28)] * 2
@@ -187,7 +187,8 @@ def test_an_optuna_search_maximises_the_outputs_psnr(workdir):
     import optuna
 
     result = run_genlab("train", "model=regress", "task=denoise", "hparams_search=translation_optuna", *TINY,
-                        "hydra.sweeper.n_trials=2", "trainer.max_epochs=1", "hydra.sweeper.pruner.n_startup_trials=2",
+                        "hydra.sweeper.n_trials=2", "trainer.max_epochs=1", "trainer.limit_train_batches=6",
+                        "hydra.sweeper.pruner.n_startup_trials=2",
                         "hydra.sweeper.params={optimizer.generator.lr:'tag(log, interval(1e-3, 3e-3))'}",
                         *judge(workdir), cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
