@@ -56,11 +56,6 @@ class Pix2Pix(Translation, GAN):
         self.adversarial_weight, self.pixel_weight = float(adversarial_weight), float(pixel_weight)
         self.critic_scale = float(critic_scale)
 
-    def decode(self, noise: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """G(input): `noise` is the task's input here (Translation.translate); dropout's masks from `generator`."""
-        with self.dropout_at_test(self.generator, generator):
-            return self.kept(self.generator(noise), noise)
-
     def generate(self, n: int, source: Tensor) -> Tensor:
         """G(x) for the batch's inputs (dropout on, as in training), the known pixels kept (inpainting)."""
         return self.kept(self.generator(source), source)

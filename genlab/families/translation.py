@@ -103,6 +103,12 @@ class Translation:
         image, hole = known
         return image + hole * (x - image)
 
+    def decode(self, noise: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """G(input), the known pixels kept, dropout's masks from `generator` (test_dropout): the one-pass families'
+        outputs; `noise` is the task's input here (Translation.translate)."""
+        with self.dropout_at_test(self.generator, generator):  # type: ignore[attr-defined]
+            return self.kept(self.generator(noise), noise)  # type: ignore[attr-defined]
+
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         raise ConfigError(f"{type(self).__name__} makes outputs from a task's inputs, not from noise: call"
                           " translate(inputs), or sample(noise=inputs)")
@@ -182,11 +188,6 @@ class Regress(Translation, OneLossFamily):
 
     def parameters_of(self, role: str) -> Iterable[nn.Parameter]:
         return self.generator.parameters()
-
-    def decode(self, noise: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """G(input), the known pixels kept: `noise` is the task's input here (Translation.translate)."""
-        with self.dropout_at_test(self.generator, generator):
-            return self.kept(self.generator(noise), noise)
 
     def loss(self, images: Tensor, source: Tensor) -> Terms:
         pixel = self.distance(self.kept(self.generator(source), source), images)
