@@ -89,33 +89,42 @@ def model_nodes(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any] | None]
     return node, node.pop("ema", None)
 
 
-def build_family(cfg: DictConfig) -> Family:
-    """The family `cfg.model` describes (its math around its networks), on the CPU."""
+def build_family(cfg: DictConfig, teacher: Family | None = None) -> Family:
+    """The family `cfg.model` describes (its math around its networks), on the CPU; a distilling family learns from
+    `teacher` (`model.teacher`'s run, which only `genlab train` loads: a student samples without it)."""
     from hydra.utils import instantiate
 
     from genlab.families.base import Family
 
     node, _ = model_nodes(cfg)
+    teacher_node = node.pop("teacher", None)
     family = instantiate(node, _convert_="partial")
+    if teacher_node is not None and not hasattr(family, "use_teacher"):
+        raise ConfigError(f"model.teacher: {type(family).__name__} learns from no teacher; leave model.teacher out,"
+                          " or distil with model=reflow (or creflow)")
+    if teacher is not None:
+        family.use_teacher(teacher, (teacher_node or {}).get("sampler"))
     if not isinstance(family, Family):
         raise ConfigError(f"model._target_={node.get('_target_')!r} is a {type(family).__name__}, not a genlab family"
                           " (genlab/families/): pick a model option, or point _target_ at a Family subclass")
     return family
 
 
-def build_module(cfg: DictConfig) -> TrainingModule:
-    """The family with the loop that trains it, its optimizers, its EMA, its divergence rule, its speed options."""
+def build_module(cfg: DictConfig, teacher: Family | None = None) -> TrainingModule:
+    """The family (taught by `teacher`, if given) with the loop that trains it, its optimizers, its EMA, its
+    divergence rule, its speed options."""
     from hydra.utils import get_class
 
     from genlab.nets.speed import SpeedOptions, apply_speed_options
 
     speed = SpeedOptions.from_config(cfg.get("speed"))
-    family = build_family(cfg)
+    family = build_family(cfg, teacher)
     loop = get_class(LOOPS[len(family.roles)])
     module = loop(family, optimizer=build_optimizers(cfg), ema=model_nodes(cfg)[1],
                   on_nonfinite=cfg.get("on_nonfinite", "stop"))
-    # the networks themselves, and the EMA's copy (its layout matches theirs; it is never called, so never compiled)
-    apply_speed_options([*family.children(), *([module.ema] if module.ema is not None else [])], speed)
+    # the networks themselves, and the averages' copies (their layout matches theirs; never called, so never compiled)
+    averages = [average for average in (module.ema, module.posthoc_ema) if average is not None]
+    apply_speed_options([*family.children(), *averages], speed)
     return module
 
 
@@ -163,9 +172,9 @@ def build_trainer(cfg: DictConfig, callbacks: Iterable[Any] | None = None, **arg
     return instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, **arguments)
 
 
-def build(cfg: DictConfig) -> Built:
-    """Everything `genlab train` fits: (datamodule, module, trainer)."""
-    return Built(build_datamodule(cfg), build_module(cfg), build_trainer(cfg))
+def build(cfg: DictConfig, teacher: Family | None = None) -> Built:
+    """Everything `genlab train` fits: (datamodule, module, trainer); `teacher` for a distilling family."""
+    return Built(build_datamodule(cfg), build_module(cfg, teacher), build_trainer(cfg))
 
 
 def resolve_device(name: str) -> str:

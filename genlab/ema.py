@@ -177,11 +177,13 @@ def _swap(pairs: list[tuple[Tensor, Tensor]]) -> None:
 
 
 def build_ema(network: nn.Module, options: Mapping[str, Any] | None) -> ExponentialMovingAverage | None:
-    """The `model.ema` node as an average of `network`, or None when it (or its decay) is null."""
+    """The `model.ema` node as an average of `network`, or None when it (or its decay) is null. Its `posthoc` node
+    is EDM2's post-hoc averages' (genlab/posthoc_ema.py), built apart."""
     if options is None or (isinstance(options, Mapping) and options.get("decay") is None):
         return None
     if not isinstance(options, Mapping):
         raise ConfigError(f"model.ema must be null or a mapping like {{decay: 0.999, warmup: 100}}, got {options!r}")
+    options = {name: value for name, value in options.items() if name != "posthoc"}
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ConfigError(f"model.ema.{unknown[0]} is not an EMA option; the options are: {', '.join(OPTIONS)}")

@@ -41,7 +41,8 @@ def test_train_help_shows_the_config_groups_and_their_options(tmp_path):
                                            "dcgan_projection_small,", "dcgan_small,", "mlp,", "palette_unet,", "pix2pix,", "unet"]
     assert groups["optimizer"].split() == ["adam,", "adam_fast,", "adam_r3gan,", "adam_unet,", "adam_vae,", "adam_wgan_gp,",
                                            "rmsprop,", "sgd"]
-    models = "acgan cddpm cflow cgan cvae cyclegan dcgan ddpm flow gan lsgan palette palette_flow pix2pix regress rpgan sngan vae wgan"
+    models = ("acgan ccd cd cddpm cflow cgan cict cmeanflow creflow cvae cyclegan dcgan ddpm flow gan ict lsgan meanflow"
+              " palette palette_flow pix2pix reflow regress rpgan sngan vae wgan")
     assert groups["model"].split() == [f"{m}," for m in models.split()] + ["wgan_gp"]
     assert groups["task"].split() == ["colorize,", "colorize_digits,", "denoise,", "edges,", "inpaint,", "restyle,", "superres"]
     for group in ("trainer", "experiment", "recipe", "debug", "logger", "callbacks", "paths", "hydra", "hydra/launcher"):
@@ -68,7 +69,7 @@ def test_train_help_for_the_model_group_shows_what_a_variant_inherits_and_the_op
     from tests.conftest import run_genlab
 
     text = run_genlab("train", "--help", "model", cwd=tmp_path).stdout
-    lsgan = text[text.index("== model=lsgan "):text.index("== model=palette ")]  # lsgan.yaml holds its loss alone
+    lsgan = text[text.index("== model=lsgan "):text.index("== model=meanflow ")]  # lsgan.yaml holds its loss alone
     assert "  model.loss=least_squares\n" in lsgan and "  model.net.generator._target_=genlab.nets.dcgan.Generator\n" in lsgan
     assert "picks:" not in lsgan  # DCGAN's nets and the default optimizer
     wgan = text[text.index("== model=wgan "):text.index("== model=wgan_gp ")]

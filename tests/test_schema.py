@@ -21,7 +21,8 @@ from genlab.schema.walk import Schema
 # each command's config as the user meets it, and variants that hold the keys only some options have
 VARIANTS = {
     "train": [[], ["optimizer=rmsprop"], ["optimizer=sgd", "optimizer/scheduler=cosine"], ["optimizer/scheduler=warmup"],
-              ["model.ema.decay=0.999"], ["trainer=ddp_cpu"], ["model=ddpm"], ["model=pix2pix", "task=inpaint"]],
+              ["model.ema.decay=0.999"], ["trainer=ddp_cpu"], ["model=ddpm"], ["model=pix2pix", "task=inpaint"],
+              ["model=reflow", "model.teacher.ckpt_path=run/checkpoints/last.ckpt"]],
     "eval": [["ckpt_path=run/checkpoints/last.ckpt"]],
     "sample": [["ckpt_path=run/checkpoints/last.ckpt"]],
 }

@@ -49,7 +49,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     run_cfg = load_run_config(cfg.ckpt_path, cfg.paths, trust_run=cfg.get("trust_run", False))
     check_results_folder(cfg.ckpt_path)
-    model = load_model(cfg.ckpt_path, run_cfg, device, ema=cfg.get("ema", True))
+    model = load_model(cfg.ckpt_path, run_cfg, device, ema=cfg.get("ema", True), ema_length=cfg.get("ema_length"),
+                       ema_step=cfg.get("ema_step"))
     return judge(model, run_cfg, cfg, device, str(Path(cfg.ckpt_path).resolve()))
 
 
@@ -128,7 +129,8 @@ def judge(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: str, checkpo
             "data": datamodule.name, "split": cfg.split, "n_generated": cfg.n_samples, "n_real": n_real,
             "extractor": name, "extractor_source": judge["source"],
             "seed": cfg.seed, "sampler": model.family.sampler_settings(sampler), "kid_subset_size": kid_subset_size,
-            "weights": "ema" if model.ema is not None and model.samples_from_ema else "raw",
+            # ema, raw, or a post-hoc average (`posthoc_ema sigma_rel=0.1 at step N`): its own metrics.json entry
+            "weights": model.weights,
             "kid_subsets": cfg.kid_subsets, "pr_k": cfg.pr_k,
             "classifier_test_accuracy": classifier_facts["test_accuracy"],
             # who judged: the features' network and the domain classifier (IS, coverage, label accuracy), by

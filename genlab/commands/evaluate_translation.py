@@ -106,7 +106,7 @@ def judge_translation(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: 
         "protocol": {
             "data": datamodule.name, "split": cfg.split, "n_generated": n, "n_real": n, "task": repr(task.seeded(cfg.seed)),
             "baseline": task.baseline_name, "extractor": name, "extractor_source": judge["source"], "seed": cfg.seed,
-            "sampler": family.sampler_settings(sampler), "weights": "ema" if model.ema is not None and model.samples_from_ema else "raw",
+            "sampler": family.sampler_settings(sampler), "weights": model.weights,
             "kid_subsets": cfg.kid_subsets, "kid_subset_size": kid_subset_size,
             "outputs_per_input": k if family.stochastic else 1, "diversity_inputs": m if family.stochastic else 0,
             "lpips": lpips_note, "feature_dim": extractor.feature_dim,

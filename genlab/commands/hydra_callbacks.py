@@ -33,8 +33,10 @@ def created_top(folder: Path) -> Path | None:
 
 def check_single_training(config: DictConfig, folder: Path) -> None:
     """A single `genlab train`: a folder of its own unless it continues its checkpoint's run in place, something
-    left to train when it resumes, and no sweep flag without a sweep."""
+    left to train when it resumes, a readable teacher where the model distils one, and no sweep flag without a
+    sweep."""
     from genlab.run.resume import check_something_to_continue, continues_in_place
+    from genlab.run.teacher import check_teacher
 
     if config.get("resume_sweep"):
         raise ConfigError("resume_sweep=true continues a sweep: add -m with the sweep's overrides and"
@@ -44,6 +46,7 @@ def check_single_training(config: DictConfig, folder: Path) -> None:
         check_new_run_folder(folder, "train")
     if ckpt_path:
         check_something_to_continue(config, OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
+    check_teacher(config)  # a distilling family's teacher: set, and a run genlab can read
 
 
 class RunFolderCheck(Callback):

@@ -42,7 +42,10 @@ def sample(cfg: DictConfig) -> dict[str, Path]:
 
     run_cfg = load_run_config(cfg.ckpt_path, cfg.paths, trust_run=cfg.get("trust_run", False))
     out = output_folder(cfg.out, cfg.ckpt_path)
-    model = load_model(cfg.ckpt_path, run_cfg, resolve_device(cfg.device), ema=cfg.get("ema", True))
+    model = load_model(cfg.ckpt_path, run_cfg, resolve_device(cfg.device), ema=cfg.get("ema", True),
+                       ema_length=cfg.get("ema_length"), ema_step=cfg.get("ema_step"))
+    if model.weights_loaded is not None:
+        log.info("weights: %s", model.weights_loaded)
     if getattr(model.family, "task", None) is not None:
         return save_images(translation_images(model, run_cfg, cfg, sampler_options(cfg)), out, cfg.seed)
     return save_images(make_images(model, cfg, sampler_options(cfg)), out, cfg.seed)

@@ -34,15 +34,27 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float | None:
 
     from genlab.builder import build
 
+    from genlab.run.teacher import load_teacher, teacher_options
+
+    options = teacher_options(cfg)
+    teacher = None if options is None else load_teacher(options, cfg.paths)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule, model, trainer = build(cfg)
+    datamodule, model, trainer = build(cfg, teacher)
     if checkpoint is not None:
         from genlab.run.resume import check_checkpoint_fits, continues_in_place, keep_earlier_logs
 
         check_checkpoint_fits(checkpoint.get("state_dict", {}), model, cfg.ckpt_path, cfg)
+        resumed_at = int((checkpoint.get("progress") or {}).get("generator_steps", 0))
         del checkpoint  # Lightning reads the file again, onto the training device
         if continues_in_place(cfg.get("resume_in"), cfg.ckpt_path):
             keep_earlier_logs(cfg.paths.output_dir, f"step_{model.generator_steps}_{int(time.time())}")
+        elif model.posthoc_ema is not None:  # the new folder's snapshots begin with the earlier folder's
+            from genlab.run.load import run_folder_of
+            from genlab.run.posthoc_snapshots import carry_snapshots
+
+            carried = carry_snapshots(run_folder_of(cfg.ckpt_path), cfg.paths.output_dir, resumed_at)
+            log.info("post-hoc EMA: %d snapshots up to generator step %d carried over from %s", carried, resumed_at,
+                     run_folder_of(cfg.ckpt_path))
     datamodule.setup("fit")  # missing or broken data fails here, before Lightning starts up
     datamodule.check_training_batches(trainer.world_size)
     started = time.perf_counter()

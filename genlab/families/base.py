@@ -186,6 +186,11 @@ class Family(nn.Module):
 
         return run
 
+    def prepare(self, planned_batches: Callable[[], float] | None = None) -> None:
+        """Work done once before training starts, not counted as training time (a distilling family's teacher
+        samples); `planned_batches()`: the training batches the run plans (inf where only time or a budget
+        callback ends it), asked only where needed (Lightning sets up the data to count them). None by default."""
+
     # --- state beyond the weights -------------------------------------------------------
 
     def training_state(self) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from genlab.diffusion.samplers import OnStep, evaluations
 from genlab.errors import ConfigError, is_number, is_positive_integer, require
 from genlab.families.base import OneLossFamily, Terms, require_networks
 
-SAMPLER_KEYS = ("method", "steps", "eta", "guidance")
 
 
 class Denoising(OneLossFamily):
@@ -30,6 +29,9 @@ class Denoising(OneLossFamily):
     """
 
     interpolation = "spherical"  # the noise is a whole image: walk on the sphere Gaussian noise lives near
+    # the options `model.sampler` may set, and those a sampler cannot run without
+    sampler_keys: tuple[str, ...] = ("method", "steps", "eta", "guidance")
+    required_sampler_keys: tuple[str, ...] = ("method", "steps")
 
     def __init__(
         self,
@@ -43,9 +45,9 @@ class Denoising(OneLossFamily):
         require_networks(net, ("denoiser",), type(self).__name__, "model/net=unet")
         require(is_number(label_dropout) and 0 <= label_dropout < 1, "model.label_dropout", label_dropout,
                 "a number in [0, 1), e.g. 0.1")
-        unknown = sorted(set(sampler or {}) - set(SAMPLER_KEYS))
+        unknown = sorted(set(sampler or {}) - set(self.sampler_keys))
         if unknown:
-            raise ConfigError(f"model.sampler.{unknown[0]} is not a sampler option; its options: {', '.join(SAMPLER_KEYS)}")
+            raise ConfigError(f"model.sampler.{unknown[0]} is not a sampler option; its options: {', '.join(self.sampler_keys)}")
         self.denoiser = net["denoiser"]
         self.label_dropout = float(label_dropout)
         self.sampler_defaults = {key: value for key, value in dict(sampler or {}).items() if value is not None}
@@ -80,9 +82,11 @@ class Denoising(OneLossFamily):
 
     def loss(self, images: Tensor, labels: Tensor | None) -> Terms:
         """The objective on a training batch, a share `label_dropout` of its labels dropped to "no class"."""
-        if labels is not None:
-            labels = drop_labels(labels, self.label_dropout, self.null_label)
-        return {"loss": self.objective(images, labels)}
+        return {"loss": self.objective(images, self.dropped(labels))}
+
+    def dropped(self, labels: Tensor | None) -> Tensor | None:
+        """A training batch's labels, a share `label_dropout` of them replaced by "no class"."""
+        return None if labels is None else drop_labels(labels, self.label_dropout, self.null_label)
 
     def validation_terms(self, images: Tensor, labels: Tensor | None, batch_index: int) -> Terms:
         # the same noise and times every validation epoch, so that val/loss moves only with the weights
@@ -94,7 +98,9 @@ class Denoising(OneLossFamily):
     def resolve_sampler(self, **given: Any) -> dict[str, Any]:
         """The sampler options a call uses: the given ones, else `model.sampler`'s; guidance checked against the model."""
         options = {**self.sampler_defaults, **{key: value for key, value in given.items() if value is not None}}
-        if not self.conditional:
+        if "guidance" not in self.sampler_keys:  # guidance trained in, or none the method allows
+            options.pop("guidance", None)
+        elif not self.conditional:
             if given.get("guidance") is not None:
                 raise ConfigError(f"sampler.guidance={given['guidance']!r} needs a conditional model (model.num_classes > 0);"
                                   " this one is unconditional: leave sampler.guidance out")
@@ -102,7 +108,7 @@ class Denoising(OneLossFamily):
         else:
             scale = options.setdefault("guidance", 1.0)
             require(is_number(scale) and scale >= 0, "sampler.guidance", scale, "a number >= 0 (1: no guidance)")
-        for key in ("method", "steps"):
+        for key in self.required_sampler_keys:
             if key not in options:
                 raise ConfigError(f"sampler.{key} has no value: set model.sampler.{key} or sampler={{{key}: ...}}")
         return options
@@ -110,8 +116,12 @@ class Denoising(OneLossFamily):
     def sampler_settings(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The options a sample() call with `options` uses, with its network evaluations per image (for metrics.json)."""
         resolved = self.resolve_sampler(**dict(options or {}))
-        guided_run = self.conditional and resolved.get("guidance", 1.0) != 1
-        return {**resolved, "evaluations": evaluations(resolved["method"], resolved["steps"], guided_run)}
+        return {**resolved, "evaluations": self.evaluations(resolved)}
+
+    def evaluations(self, options: Mapping[str, Any]) -> int:
+        """Network evaluations per image of a sampler run with resolved `options`."""
+        guided_run = self.conditional and options.get("guidance", 1.0) != 1
+        return evaluations(options["method"], options["steps"], guided_run)
 
     def guided_predict(self, labels: Tensor | None, scale: float | None) -> Callable[[Tensor, Tensor], Tensor]:
         """predict(x, t) for the samplers, with classifier-free guidance at `scale` for conditional families."""

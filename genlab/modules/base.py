@@ -1,5 +1,5 @@
 """What genlab's two training loops share around a family (genlab/families/): its optimizers, the EMA of its
-image network, the common training axis, and sampling with the average.
+image network (and EDM2's post-hoc averages), the common training axis, and sampling with the average.
 
 The family owns the math; a loop owns the training: `OnePlayer` (genlab/modules/one_player.py) minimises
 one loss, `TwoPlayer` (genlab/modules/two_player.py) plays a GAN's game. Everything that makes images (the
@@ -20,6 +20,7 @@ from genlab.errors import ConfigError
 from genlab.families.base import Family
 from genlab.modules.guard import NonFiniteGuard
 from genlab.modules.progress import Progress, random_state, restore_random_state
+from genlab.posthoc_ema import PosthocEMA, build_posthoc_ema
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 # a checkpoint of genlab before families had a home of their own kept the networks at the top of its state_dict
@@ -40,7 +41,8 @@ class TrainingModule(pl.LightningModule):
     family names (`generator`, and `discriminator` for a game), optionally a partial LR `scheduler`
     applied to each optimizer (stepped per epoch, or after every update: `scheduler_interval`) and
     `clip_grad_norm`, the largest gradient norm a step may take. `ema` is the `model.ema` node (null:
-    none). `on_nonfinite` says what a NaN or infinite loss does (genlab/modules/guard.py).
+    none), its `posthoc` node EDM2's power-function averages (genlab/posthoc_ema.py; null sigma_rels: none).
+    `on_nonfinite` says what a NaN or infinite loss does (genlab/modules/guard.py).
     """
 
     def __init__(
@@ -57,7 +59,12 @@ class TrainingModule(pl.LightningModule):
         self.progress = Progress()
         # `model.ema`: an average of the family's image network, which samples then use
         self.ema: ExponentialMovingAverage | None = build_ema(family.image_network(), ema)
+        # `model.ema.posthoc`: EDM2's averages, whose snapshots choose the EMA's length after training
+        posthoc = ema.get("posthoc") if isinstance(ema, Mapping) else None
+        self.posthoc_ema: PosthocEMA | None = build_posthoc_ema(family.image_network(), posthoc)
         self.samples_from_ema = True  # what sample() uses when the run keeps an average and no caller says
+        # set where genlab eval/sample loaded other weights in place of the raw ones (a post-hoc average)
+        self.weights_loaded: str | None = None
         self._random_state_to_restore: dict[str, Any] | None = None
 
     # --- the average of the weights that make images (genlab/ema.py) ---------------------
@@ -66,6 +73,16 @@ class TrainingModule(pl.LightningModule):
         """Average in the image network's new weights: the loops call it after each of its optimizer steps."""
         if self.ema is not None:
             self.ema.update(self.family.image_network())
+        if self.posthoc_ema is not None:
+            self.posthoc_ema.update(self.family.image_network())
+
+    @property
+    def weights(self) -> str:
+        """Which weights sample, as metrics.json records them: a post-hoc average loaded in place of the raw weights
+        (genlab/run/load.py), the EMA, or the raw weights."""
+        if self.weights_loaded is not None:
+            return self.weights_loaded
+        return "ema" if self.ema is not None and self.samples_from_ema else "raw"
 
     def averaged(self, ema: bool | None = None) -> AbstractContextManager[None]:
         """Inside: the family samples with the averaged weights, unless `ema` (or `samples_from_ema`) says raw."""
@@ -129,6 +146,11 @@ class TrainingModule(pl.LightningModule):
         """Put the logged values at x = generator updates: a value named `step` is the x-axis Lightning
         gives the loggers (its own counts batches, which mean different training for different families)."""
         self.log("step", float(self.progress.generator_steps))
+
+    def on_fit_start(self) -> None:
+        # what a family does once before training, outside its training time (trainer.max_time, timed checkpoints
+        # count from on_train_start): reflow draws its teacher's pairs here, iCT learns the run's planned length
+        self.family.prepare(lambda: self.trainer.estimated_stepping_batches)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self._random_state_to_restore is not None:

@@ -7,6 +7,8 @@ self-attention at the resolutions listed in `attention_resolutions` and in the m
 
 Conditional nets (num_classes > 0) embed the class into the time embedding; index `num_classes`
 is the "no class" token that classifier-free guidance trains with label dropout (Ho & Salimans 2022).
+Nets with `durations` take a second time, the length of the interval an average velocity spans
+(MeanFlow's t - r, Geng et al. 2025), embedded alike by a second MLP and added.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from genlab.errors import is_positive_integer, require
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
     """Transformer sinusoids of the (float) time t (B,) -> (B, dim), as in DDPM's reference code."""
     half = dim // 2
-    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    angles = t.float()[:, None] * frequencies[None]
+    dtype = torch.promote_types(t.dtype, torch.float32)  # float32 at least, float64 for float64 times
+    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)
+    angles = t.to(dtype)[:, None] * frequencies[None]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
@@ -92,6 +95,7 @@ class UNet(nn.Module):
         norm_groups: int = 32,
         num_classes: int = 0,
         condition_channels: int = 0,
+        durations: bool = False,
     ) -> None:
         super().__init__()
         require(is_positive_integer(width), "model.net.denoiser.width", width, "a positive integer")
@@ -106,6 +110,8 @@ class UNet(nn.Module):
         self.num_classes = num_classes
         embedding_dim = 4 * width
         self.time_mlp = nn.Sequential(nn.Linear(width, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim))
+        self.duration_mlp = nn.Sequential(nn.Linear(width, embedding_dim), nn.SiLU(),
+                                          nn.Linear(embedding_dim, embedding_dim)) if durations else None
         # the last index is the "no class" token of classifier-free guidance
         self.class_embedding = nn.Embedding(num_classes + 1, embedding_dim) if num_classes > 0 else None
         self.width = width
@@ -142,17 +148,22 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
-    def embed(self, t: Tensor, labels: Tensor | None) -> Tensor:
-        """The time embedding (B, 4*width), plus the class's when the net is conditional."""
+    def embed(self, t: Tensor, labels: Tensor | None, duration: Tensor | None = None) -> Tensor:
+        """The time embedding (B, 4*width), plus the duration's and the class's when the net takes them."""
         embedding = self.time_mlp(timestep_embedding(t, self.width))
+        if (duration is None) != (self.duration_mlp is None):
+            raise ValueError("a duration is what a net with durations=True takes, and only it")
+        if self.duration_mlp is not None:
+            embedding = embedding + self.duration_mlp(timestep_embedding(duration, self.width))
         if self.class_embedding is not None:
             if labels is None:  # no labels: the "no class" token
                 labels = torch.full((len(t),), self.num_classes, device=t.device, dtype=torch.long)
             embedding = embedding + self.class_embedding(labels)
         return embedding
 
-    def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
-        embedding = self.embed(t.expand(len(x)) if t.dim() == 0 else t, labels)
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None, duration: Tensor | None = None) -> Tensor:
+        batch = lambda time: time.expand(len(x)) if time.dim() == 0 else time  # noqa: E731
+        embedding = self.embed(batch(t), labels, None if duration is None else batch(duration))
         h = self.conv_in(x)
         skips = [h]
         for layers in self.down:

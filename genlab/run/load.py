@@ -76,18 +76,43 @@ def load_run_config(ckpt_path: str | Path, paths: DictConfig | None = None, trus
     return cfg
 
 
-def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu", ema: bool = True) -> TrainingModule:
+def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu", ema: bool = True,
+               ema_length: float | None = None, ema_step: int | None = None) -> TrainingModule:
     """Rebuild the run's LightningModule and load the checkpoint's weights into it, in eval mode.
 
-    `ema`: whether its samples come from the generator's moving average, when the run kept one."""
+    `ema`: whether its samples come from the generator's moving average, when the run kept one. `ema_length`:
+    EDM2's post-hoc average of that relative length (at generator step `ema_step`; null: the checkpoint's),
+    rebuilt from the run's snapshots and loaded in place of the raw weights (genlab/run/posthoc_snapshots.py)."""
     from genlab.builder import build_module
     from genlab.run.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(ckpt_path)
     model = build_module(cfg)
     load_weights(model, checkpoint, ckpt_path)
-    model.samples_from_ema = ema
-    return model.to(device).eval()
+    model.samples_from_ema = ema and ema_length is None
+    model = model.to(device).eval()
+    if ema_length is not None:
+        step = int((checkpoint.get("progress") or {}).get("generator_steps", 0))
+        load_posthoc_average(model, run_folder_of(ckpt_path), step, ema_length, ema_step, cfg)
+    return model
+
+
+def load_posthoc_average(model: TrainingModule, run_dir: Path, checkpoint_step: int, ema_length: float,
+                         ema_step: int | None, cfg: DictConfig) -> None:
+    """The post-hoc average in place of the image network's raw weights, with its own batch norm statistics when the
+    run measures them for its EMA (`model.ema.standing_statistics`); `model.weights` names it for metrics.json."""
+    from genlab.ema import measure_batch_norm_statistics
+    from genlab.run.posthoc_snapshots import reconstruct
+
+    network = model.family.image_network()
+    averaged = {name for name, _ in network.named_parameters()}
+    state, model.weights_loaded = reconstruct(run_dir, model.posthoc_ema, checkpoint_step, averaged, ema_length, ema_step)
+    network.load_state_dict(state)
+    batches = int(OmegaConf.select(cfg, "model.ema.standing_statistics", default=0) or 0)
+    if batches:
+        size = int(OmegaConf.select(cfg, "model.ema.standing_batch_size", default=64) or 64)
+        make_batch = model.family.standing_batches()
+        measure_batch_norm_statistics(network, lambda: make_batch(size), batches)
 
 
 def load_weights(model: TrainingModule, checkpoint: dict[str, Any], ckpt_path: str | Path) -> None:

@@ -158,14 +158,49 @@ def check_task_fits(cfg: DictConfig) -> None:
     family.check_pairing(built, str(select(cfg, "hydra.runtime.choices.model") or family.__name__.lower()))
 
 
+def check_posthoc_snapshots_written(cfg: DictConfig) -> None:
+    """EDM2's post-hoc averages are of use only through their snapshots, which a callback writes."""
+    if not select(cfg, "model.ema.posthoc.sigma_rels"):
+        return
+    writer = select(cfg, "callbacks.posthoc_ema")
+    if not (isinstance(writer, DictConfig) and "_target_" in writer):
+        raise ConfigError("model.ema.posthoc.sigma_rels keeps post-hoc averages whose snapshots callbacks.posthoc_ema"
+                          " writes, and it is off: keep callbacks.posthoc_ema (callbacks=default), or set"
+                          " model.ema.posthoc.sigma_rels=null")
+
+
+def check_posthoc_not_judged_while_training(cfg: DictConfig) -> None:
+    """`evaluate` judges the weights at the end of training; a post-hoc average is rebuilt from the run's snapshots
+    once it has ended, by genlab eval."""
+    for name in ("ema_length", "ema_step"):
+        value = select(cfg, f"evaluate.{name}")
+        if value is not None:
+            raise ConfigError(f"evaluate.{name}={value} is not judged at the end of training: drop it, and run"
+                              f" genlab eval ckpt_path=<run>/checkpoints/last.ckpt {name}={value} once the run ends")
+
+
 def check_train(cfg: DictConfig) -> None:
     check_trainer_fits_the_machine(cfg)
     check_training_ends(cfg)
     check_manual_optimization(cfg)
     check_task_fits(cfg)
+    check_posthoc_snapshots_written(cfg)
+    check_posthoc_not_judged_while_training(cfg)
+
+
+def check_posthoc_keys(cfg: DictConfig) -> None:
+    """ema_length picks a post-hoc average, ema=false the raw weights; ema_step is the step of a post-hoc average."""
+    length, step = select(cfg, "ema_length"), select(cfg, "ema_step")
+    if length is not None and select(cfg, "ema") is False:
+        raise ConfigError(f"ema_length={length} asks for a post-hoc average and ema=false for the raw weights:"
+                          " drop one of them")
+    if step is not None and length is None:
+        raise ConfigError(f"ema_step={step} is the step of a post-hoc average, and ema_length (its length) is null:"
+                          " add ema_length=0.1 (or another length), or drop ema_step")
 
 
 def check_loading(cfg: DictConfig) -> None:
     device = select(cfg, "device")
     if isinstance(device, str):
         check_device("device", device)
+    check_posthoc_keys(cfg)

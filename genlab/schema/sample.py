@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genlab.schema.rules import boolean, choice, device, integer, mapping, nullable, number, text
-from genlab.schema.train import POSITIVE, Classifier, Paths
+from genlab.schema.train import POSITIVE, SIGMA_REL, Classifier, Paths
 from genlab.schema.walk import Schema, key, node
 
 
@@ -18,6 +18,9 @@ class Loading(Schema):
     seed: int = key(integer())
     device: str = key(device())
     ema: bool = key(boolean())
+    # EDM2's post-hoc EMA (genlab/run/posthoc_snapshots.py): the average's relative length, and at which step
+    ema_length: float = key(nullable(SIGMA_REL))
+    ema_step: int = key(nullable(integer(1, words="a generator step of one of the run's snapshots")))
     sampler: dict = key(nullable(mapping()))
     trust_run: bool = key(boolean())
     paths: Paths = node(Paths)

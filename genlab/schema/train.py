@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genlab.schema.rules import (anything, boolean, choice, either, integer, mapping, nullable, number, sequence,
-                                 text)
+from genlab.schema.rules import (Rule, anything, boolean, choice, either, integer, mapping, nullable, number,
+                                 sequence, text)
 from genlab.schema.walk import Schema, key, node
 
 POSITIVE = integer(1)
@@ -105,6 +105,23 @@ class Optimizer(Schema):
     discriminator: PlayerOptimizer = node(PlayerOptimizer)
 
 
+# EDM2's relative EMA length, in the range where its Algorithm 2 gives a gamma (genlab/posthoc_ema.py)
+SIGMA_REL = number(above=0, below=0.28, words="a relative length in (0, 0.28), EDM2's sigma_rel, e.g. 0.1")
+# two profiles at least: one cannot be combined into another (EDM2's Algorithm 3)
+SIGMA_RELS = Rule(lambda value: isinstance(value, list) and len(value) >= 2 and len(set(value)) == len(value)
+                  and all(SIGMA_REL(item) for item in value),
+                  "a list of two or more distinct relative lengths in (0, 0.28), EDM2's sigma_rel, e.g. [0.05, 0.10]",
+                  ("abc", [0.05, 0.5], [0.05]))
+
+
+@dataclass
+class PosthocEma(Schema):
+    """model.ema.posthoc (genlab/posthoc_ema.py): EDM2's power-function averages and their snapshots."""
+
+    sigma_rels: list = key(nullable(SIGMA_RELS))
+    snapshot_every: int = key(POSITIVE)
+
+
 @dataclass
 class Ema(Schema):
     """model.ema (genlab/ema.py)."""
@@ -114,6 +131,17 @@ class Ema(Schema):
     rampup: float = key(nullable(number(minimum=0)))
     standing_statistics: int = key(integer(0))
     standing_batch_size: int = key(POSITIVE)
+    posthoc: PosthocEma = node(PosthocEma, nullable=True)
+
+
+@dataclass
+class Teacher(Schema):
+    """model.teacher (genlab/run/teacher.py): the trained run a distilling family learns from."""
+
+    ckpt_path: str = key(nullable(text()))
+    ema: bool = key(boolean())
+    sampler: dict = key(nullable(mapping()))
+    trust_run: bool = key(boolean())
 
 
 @dataclass
@@ -123,6 +151,7 @@ class Model(Schema):
     extra = "target"
     _target_: str = key(text())
     ema: Ema = node(Ema, nullable=True)
+    teacher: Teacher = node(Teacher, nullable=True)
 
 
 @dataclass

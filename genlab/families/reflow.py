@@ -1,0 +1,122 @@
+"""Rectified flow's reflow (Liu et al. 2022, "Flow Straight and Fast"): a student that learns a teacher's coupling.
+
+A trained teacher (a genlab `flow` or `ddpm` run, `model.teacher.ckpt_path=...`) maps noise x_0 to an image x_1
+by its deterministic sampler. Flow matching on those (x_0, x_1) pairs, instead of on independent noise and data,
+learns a flow whose paths are straighter (the 2-rectified flow): its one- and two-step Euler samples land near
+the teacher's many-step ones. The pairs are drawn once, from `pair_seed`, when training starts (the same pairs
+again on a resume), and the time it took is logged apart from training's. A flow teacher also gives the student
+its initial weights (Liu et al. start 2-rectified flow from 1-rectified flow's).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from genlab.diffusion.losses import flow_matching_loss
+from genlab.diffusion.paths import linear_path
+from genlab.errors import ConfigError, is_integer, is_positive_integer, require
+from genlab.families.base import Family
+from genlab.families.flow import FlowMatching
+
+log = logging.getLogger("genlab")
+# samplers whose output is a function of the noise alone: the coupling reflow straightens
+DETERMINISTIC = {"euler", "heun", "ddim", "dpm++"}
+
+
+class Reflow(FlowMatching):
+    """`pairs`: how many (noise, teacher image) pairs to draw; `pair_seed`: their seed; `pair_batch_size`: images
+    per teacher call. The teacher comes from the builder (`use_teacher`); a student built without one (by
+    `genlab eval` or `genlab sample`) samples, but does not train."""
+
+    def __init__(
+        self,
+        net: Mapping[str, nn.Module],
+        image_shape: tuple[int, ...],
+        pairs: int = 10000,
+        pair_seed: int = 0,
+        pair_batch_size: int = 500,
+        time_distribution: str = "uniform",
+        time_mean: float = 0.0,
+        time_std: float = 1.0,
+        num_classes: int = 0,
+        label_dropout: float = 0.0,
+        sampler: Mapping[str, Any] | None = None,
+    ) -> None:
+        require(is_positive_integer(pairs), "model.pairs", pairs, "a positive number of teacher samples, e.g. 10000")
+        require(is_integer(pair_seed), "model.pair_seed", pair_seed, "an integer")
+        require(is_positive_integer(pair_batch_size), "model.pair_batch_size", pair_batch_size, "a positive integer")
+        super().__init__(net, image_shape, time_distribution, time_mean, time_std, num_classes, label_dropout, sampler)
+        self.pairs, self.pair_seed, self.pair_batch_size = int(pairs), int(pair_seed), int(pair_batch_size)
+        self._teacher: list[Family] = []  # a list, so that the teacher is no submodule: not trained, saved or moved
+        self._teacher_sampler: dict[str, Any] = {}
+        self._pairs: tuple[Tensor, Tensor, Tensor | None] | None = None
+        self.pair_seconds: float | None = None
+
+    def use_teacher(self, teacher: Family, sampler: Mapping[str, Any] | None = None) -> None:
+        """Learn `teacher`'s coupling, sampled with `sampler` (its own defaults where None); a flow teacher of the
+        same net gives its weights as the start."""
+        if tuple(teacher.noise_shape) != tuple(self.noise_shape):
+            raise ConfigError(f"model.teacher makes images of shape {tuple(teacher.noise_shape)}, this data's are"
+                              f" {tuple(self.noise_shape)}: distil a teacher trained on the same data")
+        if teacher.num_classes != self.num_classes:
+            raise ConfigError(f"model.teacher has model.num_classes={teacher.num_classes}, the student {self.num_classes}:"
+                              " use model=creflow for a conditional teacher and model=reflow for an unconditional one")
+        options = dict(sampler or {})
+        settings = teacher.sampler_settings(options) if hasattr(teacher, "resolve_sampler") else None
+        if settings is None or settings.get("method") not in DETERMINISTIC or settings.get("eta"):
+            raise ConfigError(f"model.teacher is a {type(teacher).__name__} sampled with {settings}: reflow needs a"
+                              f" flow or diffusion teacher with a deterministic sampler ({', '.join(sorted(DETERMINISTIC))};"
+                              " ddim with eta 0), set by model.teacher.sampler")
+        if isinstance(teacher, FlowMatching):
+            theirs, ours = teacher.denoiser.state_dict(), self.denoiser.state_dict()
+            if {k: v.shape for k, v in theirs.items()} != {k: v.shape for k, v in ours.items()}:
+                raise ConfigError("model.net.denoiser differs from the teacher's net: give the student the teacher's"
+                                  " model.net.denoiser settings (it starts from the teacher's weights)")
+            self.denoiser.load_state_dict(theirs)
+        self._teacher, self._teacher_sampler = [teacher], options
+
+    def prepare(self, planned_batches: Callable[[], float] | None = None) -> None:
+        if self._teacher:
+            self.coupling()
+
+    @torch.no_grad()
+    def coupling(self) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(noise, the teacher's image of it, its class): drawn once, from `pair_seed`, on the family's device."""
+        if self._pairs is not None:
+            return self._pairs
+        if not self._teacher:
+            raise ConfigError("model=reflow trains on a teacher's samples: set model.teacher.ckpt_path to a checkpoint"
+                              " of a trained flow or ddpm run")
+        teacher = self._teacher[0].to(self.device)
+        generator = torch.Generator().manual_seed(self.pair_seed)
+        started = time.perf_counter()
+        noise = self.draw((self.pairs, *self.noise_shape), generator)
+        labels = torch.randint(0, self.num_classes, (self.pairs,), generator=generator).to(self.device) \
+            if self.conditional else None
+        images = torch.cat([
+            teacher.sample(noise=noise[i:i + self.pair_batch_size],
+                           labels=None if labels is None else labels[i:i + self.pair_batch_size],
+                           generator=generator, **self._teacher_sampler)
+            for i in range(0, self.pairs, self.pair_batch_size)])
+        self.pair_seconds = time.perf_counter() - started
+        log.info("reflow: %d teacher pairs drawn in %.1f s (not counted as training)", self.pairs, self.pair_seconds)
+        self._pairs = (noise, images, labels)
+        return self._pairs
+
+    def objective(self, images: Tensor, labels: Tensor | None, generator: torch.Generator | None = None) -> Tensor:
+        """E || v(x_t, t) - (x_1 - x_0) ||^2 on pairs (x_0, x_1) of the teacher's coupling, as many as the batch."""
+        noise, targets, classes = self.coupling()
+        device = "cpu" if generator is not None else self.device
+        index = torch.randint(0, len(noise), (len(images),), generator=generator, device=device).to(self.device)
+        x0, x1 = noise[index], targets[index]
+        t = self.sample_times(len(images), generator)
+        return flow_matching_loss(self.predict(linear_path(x0, x1, t), t, None if classes is None else classes[index]),
+                                  x0, x1)
+
+    def loss(self, images: Tensor, labels: Tensor | None) -> dict[str, Tensor]:
+        return {"loss": self.objective(images, None)}  # the pairs carry their own classes
