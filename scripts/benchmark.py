@@ -30,7 +30,8 @@ change of the average (timed under "standing statistics" below).
 
 Sampling: images/s of `module.sample` for every model, the best of the repeats, with its EMA swapped
 in as `genlab eval` samples; for the many-step families (model=ddpm, flow, cddpm, cflow) per sampler
-and step count in SAMPLERS, with the network evaluations per image beside it.
+and step count in SAMPLERS, and for the few-step ones (meanflow, ict, ...) at 1, 2 and 4 steps, with the
+network evaluations per image beside it. `--sampling-only` measures nothing else.
 
 Start-up: the wall time of `genlab --help`, `genlab train --help`, and from launching
 `genlab train` to its first step.
@@ -46,6 +47,7 @@ start-up.
     python scripts/benchmark.py --models vae --batches 200 --options none --no-startup
     python scripts/benchmark.py --models ddpm flow --options none --no-startup --sample-images 100
     python scripts/benchmark.py --models dcgan --options tricks --no-startup
+    python scripts/benchmark.py --models ddpm meanflow ict dcgan --sampling-only --sample-images 200
 """
 
 from __future__ import annotations
@@ -108,8 +110,11 @@ OPTIONS: dict[str, tuple[str, ...]] = {
 # the sampler settings timed for the many-step families: model -> (method, steps)
 _DDPM_SAMPLERS = (("ddpm", 100), ("ddim", 20), ("ddim", 50), ("dpm++", 10), ("dpm++", 20))
 _FLOW_SAMPLERS = (("euler", 20), ("euler", 50), ("heun", 10), ("heun", 25))
+# the few-step families (docs/few_step.md): sampler={steps: N}, one network evaluation per step
+_FEW_STEPS = (("steps", 1), ("steps", 2), ("steps", 4))
 SAMPLERS: dict[str, tuple[tuple[str, int], ...]] = {
     "ddpm": _DDPM_SAMPLERS, "cddpm": _DDPM_SAMPLERS, "flow": _FLOW_SAMPLERS, "cflow": _FLOW_SAMPLERS,
+    **{model: _FEW_STEPS for model in ("meanflow", "cmeanflow", "ict", "cict")},
 }
 
 
@@ -130,6 +135,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sample-images", type=int, default=100,
                         help="images per timed sampling call (every model; the many-step ones per sampler)")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurements")
+    parser.add_argument("--sampling-only", action="store_true",
+                        help="only the sampling speeds (no training throughput, options or start-up)")
     parser.add_argument("--json", type=Path, help="also save every measurement here")
     args = parser.parse_args()
     unknown = set(args.options) - {"all", "tricks", "none", *OPTIONS}
@@ -280,7 +287,7 @@ def measure_sampling(args: argparse.Namespace, device: torch.device) -> dict[str
         module.sample(2, generator=torch.Generator().manual_seed(0), **first_call)  # first-call set-up, untimed
         results[model] = []
         for method, steps in samplers:
-            options = {"method": method, "steps": steps} if method else {}
+            options = {"steps": steps} if method == "steps" else {"method": method, "steps": steps} if method else {}
             seconds = []
             for repeat in range(args.repeats):
                 start = time.perf_counter()
@@ -406,11 +413,11 @@ def main() -> int:
     # Lightning's notes (accelerators, small epochs, unmonitored checkpoints) would bury the table
     warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    options = speed_options(args.options, device)
-    results = measure_throughput(args, device, options)
+    options = [] if args.sampling_only else speed_options(args.options, device)
+    results = {} if args.sampling_only else measure_throughput(args, device, options)
     sampling = measure_sampling(args, device)
     standing = measure_standing_statistics(args, device) if "ema" in options else {}
-    startup = {} if args.no_startup else measure_startup(device, args.repeats)
+    startup = {} if args.no_startup or args.sampling_only else measure_startup(device, args.repeats)
     print_report(results, startup, args, device, sampling, standing)
     if args.json:
         save_json(args.json, results, startup, args, device, sampling, standing)

@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import csv
 import json
+import math
 import os
 import re
 import shutil
@@ -45,6 +46,16 @@ from typing import Any
 # the families that refine an image over many network evaluations, with their defaults
 DENOISING: dict[str, list[str]] = {"ddpm": ["model=ddpm"], "flow": ["model=flow"], "cddpm": ["model=cddpm"],
                                    "cflow": ["model=cflow"]}
+# the few-step families trained from scratch (one network evaluation per step; --steps judges their last checkpoint
+# at several step counts). iCT's curriculum spans K batches: about what 20 minutes give at one thread (`--minutes`
+# longer or shorter: set model.curriculum_steps to match with --extra)
+# MeanFlow with the authors' pixel-space CIFAR-10 time sampler and weighting, against the paper's of its defaults
+_MEANFLOW_PIXEL = ["model.time_mean=-0.6", "model.time_std=1.6", "model.start_mean=-4.0", "model.start_std=1.6",
+                   "model.unequal_share=0.75", "model.adaptive_power=0.75"]
+FEW_STEP: dict[str, list[str]] = {"meanflow": ["model=meanflow"], "cmeanflow": ["model=cmeanflow"],
+                                  "cmeanflow_pixel": ["model=cmeanflow", *_MEANFLOW_PIXEL],
+                                  "ict": ["model=ict", "model.curriculum_steps=2000"],
+                                  "cict": ["model=cict", "model.curriculum_steps=2000"]}
 
 
 # each GAN and VAE family's recipe (configs/recipe/): the one that did best for it at the gallery's budget
@@ -65,8 +76,11 @@ DDPM_OBJECTIVES: dict[str, list[str]] = {
 }
 # every family the plot can hold: name on the command line -> genlab overrides (GAN and VAE families: the gallery's
 # recipe under the family's name, every other recipe under its own)
+# students of a trained run: give the teacher with --extra model.teacher.ckpt_path=<run>/checkpoints/last.ckpt
+DISTILLED: dict[str, list[str]] = {"reflow": ["model=reflow"], "creflow": ["model=creflow"], "cd": ["model=cd"],
+                                   "ccd": ["model=ccd"]}
 FAMILIES: dict[str, list[str]] = {
-    **DENOISING, **DDPM_OBJECTIVES,
+    **DENOISING, **DDPM_OBJECTIVES, **FEW_STEP, **DISTILLED,
     **{family: [f"recipe={recipe}"] for family, recipe in GALLERY.items()},
     **{recipe: [f"recipe={recipe}"] for recipe in RECIPES if recipe not in GALLERY},
 }
@@ -76,8 +90,10 @@ LEAN = ["data=mnist_mini", "trainer.max_epochs=-1", "trainer.enable_progress_bar
         "callbacks.sample_grid.every_n_epochs=10"]
 SMOKE_JUDGE = ["classifier.epochs=1", "classifier.base_channels=8", "classifier.feature_dim=32"]
 METRICS = ("fid", "kid", "precision", "recall", "coverage_entropy", "classes_covered", "confident_share", "label_accuracy")
+# `point`: a timed checkpoint judged with the family's default sampler (the curve over minutes); `steps`: the last
+# checkpoint judged again with sampler={steps: N} (the curve over network evaluations per image)
 FIELDS = ("family", "minutes", "checkpoint", "generator_steps", "sampler", "evaluations", "sampling_seconds_per_1000",
-          *METRICS)
+          *METRICS, "kind")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -94,6 +110,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="runs (and evaluations) at once, each with --threads threads")
     parser.add_argument("--eval-samples", type=int, default=2000)
     parser.add_argument("--sampler", default=None, help="genlab eval's sampler={...} for many-step families")
+    parser.add_argument("--steps", type=int, nargs="*", default=[],
+                        help="also judge each few-step family's last checkpoint with sampler={steps: N} for each N")
+    parser.add_argument("--merge", type=Path, default=None,
+                        help="an earlier curves.csv whose families (those not measured now) join the table and plot")
+    parser.add_argument("--extra", nargs="*", default=[], help="overrides given to every genlab train")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("docs/families"))
@@ -134,7 +155,13 @@ def max_time(minutes: float, every: float) -> str:
 
 
 def denoising(family: str) -> bool:
-    return family in DENOISING or family in DDPM_OBJECTIVES
+    """A family with a sampler (trained for --minutes), not a one-pass GAN or VAE."""
+    return family in DENOISING or family in DDPM_OBJECTIVES or family in FEW_STEP or family in DISTILLED
+
+
+def few_steps(family: str) -> bool:
+    """A family judged again at --steps: the few-step ones and the distilled students."""
+    return family in FEW_STEP or family in DISTILLED
 
 
 def budget(args: argparse.Namespace, family: str) -> tuple[float, float]:
@@ -148,7 +175,7 @@ def train_overrides(args: argparse.Namespace, family: str, run_dir: Path) -> lis
     timed = (f"+callbacks.timed_checkpoint={{_target_:genlab.callbacks.timed_checkpoint.TimedCheckpoint,"
              f"dirpath:{run_dir / 'checkpoints'},minutes:{every}}}")
     return [*FAMILIES[family], *LEAN, f"+trainer.max_time={max_time(minutes, every)}", timed, f"seed={args.seed}",
-            *judge_overrides(args)]
+            *args.extra, *judge_overrides(args)]
 
 
 def finished_as_asked(run_dir: Path, overrides: list[str]) -> bool:
@@ -212,46 +239,51 @@ def progress(checkpoint: Path) -> tuple[int | None, float | None]:
     return (saved.get("progress") or {}).get("generator_steps"), saved.get("training_minutes")
 
 
-def judged_folder(args: argparse.Namespace, checkpoint: Path) -> Path:
+def judged_folder(args: argparse.Namespace, checkpoint: Path, steps: int | None = None) -> Path:
     """Where a point's genlab eval results stay, so that a later call reads them back instead of judging again."""
-    return checkpoint.parent.parent / "eval" / f"{checkpoint.stem}_{args.eval_samples}"
+    return checkpoint.parent.parent / "eval" / f"{checkpoint.stem}_{args.eval_samples}{f'_steps{steps}' if steps else ''}"
 
 
-def judge_run(args: argparse.Namespace, family: str, checkpoints: list[Path]) -> None:
-    """Judge a run's timed checkpoints that were not judged before, in one `genlab eval -m` over them (one
-    interpreter for all), each job's metrics.json then kept in the checkpoint's own folder."""
-    todo = [checkpoint for checkpoint in checkpoints if not (judged_folder(args, checkpoint) / "metrics.json").is_file()]
+def judge_run(args: argparse.Namespace, family: str, checkpoints: list[Path], steps: int | None = None) -> None:
+    """Judge a run's timed checkpoints that were not judged before (with sampler={steps: `steps`} when given), in one
+    `genlab eval -m` over them (one interpreter for all), each job's metrics.json then kept in the checkpoint's own
+    folder."""
+    todo = [checkpoint for checkpoint in checkpoints
+            if not (judged_folder(args, checkpoint, steps) / "metrics.json").is_file()]
     if not todo:
         return
-    sweep = todo[0].parent.parent / "eval" / f"sweep_{time.strftime('%Y%m%d_%H%M%S')}"
-    sampler = [f"sampler={args.sampler}"] if args.sampler and denoising(family) else []
+    sweep = todo[0].parent.parent / "eval" / f"sweep_{time.strftime('%Y%m%d_%H%M%S')}{f'_steps{steps}' if steps else ''}"
+    sampler = [f"sampler={{steps:{steps}}}"] if steps else \
+        [f"sampler={args.sampler}"] if args.sampler and denoising(family) else []
     result = genlab(args, "eval", "-m", f"ckpt_path={','.join(str(c) for c in todo)}", "extractor=classifier", "split=test",
                     f"n_samples={args.eval_samples}", f"seed={args.seed}", "progress=false", *sampler,
                     f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}")
     if result.returncode != 0:
         raise SystemExit(f"genlab eval of {family}'s checkpoints failed:\n{result.stderr[-3000:]}")
     for number, checkpoint in enumerate(todo):  # Hydra's jobs run in the order of the list
-        judged_folder(args, checkpoint).mkdir(parents=True, exist_ok=True)
-        shutil.move(sweep / str(number) / "metrics.json", judged_folder(args, checkpoint) / "metrics.json")
+        judged_folder(args, checkpoint, steps).mkdir(parents=True, exist_ok=True)
+        shutil.move(sweep / str(number) / "metrics.json", judged_folder(args, checkpoint, steps) / "metrics.json")
     shutil.rmtree(sweep, ignore_errors=True)
 
 
-def point(args: argparse.Namespace, family: str, checkpoint: Path, minutes: float) -> dict[str, Any]:
-    """One judged timed checkpoint; `minutes` (its interval times its rank) stands in for runs that did not record
-    the minutes they were written at."""
-    report = json.loads((judged_folder(args, checkpoint) / "metrics.json").read_text())
+def point(args: argparse.Namespace, family: str, checkpoint: Path, minutes: float, steps: int | None = None) -> dict[str, Any]:
+    """One judged timed checkpoint (at `steps` sampler steps, when given); `minutes` (its interval times its rank)
+    stands in for runs that did not record the minutes they were written at."""
+    report = json.loads((judged_folder(args, checkpoint, steps) / "metrics.json").read_text())
     settings = report["protocol"].get("sampler") or {}
-    steps, recorded = progress(checkpoint)
+    updates, recorded = progress(checkpoint)
     minutes = minutes if recorded is None else recorded
     return {"family": family, "minutes": round(minutes, 2), "checkpoint": str(checkpoint),
-            "generator_steps": steps,
+            "generator_steps": updates,
             "sampler": json.dumps({k: v for k, v in settings.items() if k != "evaluations"}),
             "evaluations": settings.get("evaluations", 1),
             "sampling_seconds_per_1000": report["protocol"].get("sampling_seconds_per_1000"),
-            **{name: report["metrics"].get(name) for name in METRICS}}
+            **{name: report["metrics"].get(name) for name in METRICS}, "kind": "steps" if steps else "point"}
 
 
 def plot(rows: list[dict[str, Any]], path: Path, args: argparse.Namespace) -> None:
+    """Two panels: FID against training minutes (each family's timed checkpoints, its default sampler), and FID
+    against network evaluations per image (each family's last checkpoint, at every step count judged)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -259,16 +291,26 @@ def plot(rows: list[dict[str, Any]], path: Path, args: argparse.Namespace) -> No
 
     families = list(dict.fromkeys(row["family"] for row in rows))
     colours = plt.get_cmap("tab20").colors
-    figure, axis = plt.subplots(figsize=(8, 5))
+    figure, (over_time, over_nfe) = plt.subplots(1, 2, figsize=(14, 5.5))
     for index, family in enumerate(families):
-        points = [(row["minutes"], row["fid"]) for row in rows if row["family"] == family]
-        axis.plot(*zip(*points), marker="os^Dv<>ph*"[index % 10], color=colours[index % len(colours)], label=family,
-                  linestyle="-" if denoising(family) else "--")
-    axis.axhline(40, color="grey", linestyle=":", linewidth=1, label="FID 40")
+        style = {"marker": "os^Dv<>ph*"[index % 10], "color": colours[index % len(colours)],
+                 "linestyle": "-" if denoising(family) else "--"}
+        timed = [row for row in rows if row["family"] == family and row.get("kind", "point") != "steps"]
+        if not timed:
+            continue
+        over_time.plot([float(row["minutes"]) for row in timed], [float(row["fid"]) for row in timed], label=family, **style)
+        last = [row for row in rows if row["family"] == family and row["checkpoint"] == timed[-1]["checkpoint"]]
+        by_nfe = sorted({int(row["evaluations"]): float(row["fid"]) for row in last}.items())
+        over_nfe.plot(*zip(*by_nfe), label=family, **style)
+    for axis in (over_time, over_nfe):
+        axis.axhline(20, color="grey", linestyle=":", linewidth=1, label="FID 20")
+        axis.set(yscale="log", ylabel="classifier FID vs test split (lower is better)")
     threads = f"{args.threads} CPU thread{'s' if args.threads > 1 else ''} per run, {args.jobs} run{'s' if args.jobs > 1 else ''} at once"
-    axis.set(xlabel=f"training minutes (wall clock, {threads})", ylabel="classifier FID vs test split (lower is better)",
-             title=f"mnist_mini: FID against training time ({args.eval_samples:,} samples per point)", yscale="log")
-    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    over_time.set(xlabel=f"training minutes (wall clock, {threads})",
+                  title=f"mnist_mini: FID against training time ({args.eval_samples:,} samples per point)")
+    over_nfe.set(xscale="log", xlabel="network evaluations per image (log; guidance counts twice)",
+                 title="FID against sampling cost (each family's last checkpoint)")
+    over_nfe.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -279,13 +321,15 @@ def sampler_cell(settings: str) -> str:
     options = json.loads(settings)
     if not options:
         return "one pass"
-    text = f"{options['method']} {options['steps']} steps"
+    text = f"{options.get('method', 'jump')} {options['steps']} step{'s' if options['steps'] > 1 else ''}"
     return text + (f", guidance {options['guidance']:g}" if options.get("guidance") not in (None, 1, 1.0) else "")
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Each family's last point, and its FID at the longest time every family reached: the one column that
     compares them on the same axis (training minutes), since the families may train for different times."""
+    steps_rows = [row for row in rows if row.get("kind") == "steps"]
+    rows = [row for row in rows if row.get("kind", "point") != "steps"]
     families = list(dict.fromkeys(row["family"] for row in rows))
     shared = min(max(row["minutes"] for row in rows if row["family"] == family) for family in families)
     lines = ["| family | overrides | minutes | generator steps | sampler | NFE | classifier FID"
@@ -294,13 +338,27 @@ def table(rows: list[dict[str, Any]]) -> str:
     for family in families:
         points = [row for row in rows if row["family"] == family]
         last = points[-1]
-        at_shared = [row for row in points if row["minutes"] <= shared + 1e-9][-1]
+        # a checkpoint's minutes run past its interval by a batch or two (5.02 for 5)
+        at_shared = ([row for row in points if row["minutes"] <= shared + 0.05] or [{"fid": math.nan}])[-1]
         sampling, accuracy = last.get("sampling_seconds_per_1000"), last.get("label_accuracy")
         lines.append(f"| {family} | `{' '.join(FAMILIES.get(family, []))}` | {last['minutes']:g} | {last['generator_steps']}"
                      f" | {sampler_cell(last['sampler'])} | {last['evaluations']} | {last['fid']:.1f} | {at_shared['fid']:.1f}"
                      f" | {last['coverage_entropy']:.3f} | {last['classes_covered']:.0f}"
                      f" | {'–' if accuracy in (None, '') else f'{float(accuracy):.3f}'}"
-                     f" | {'–' if sampling is None else f'{sampling:.1f}'} |")
+                     f" | {'–' if sampling in (None, '') else f'{float(sampling):.1f}'} |")
+    return "\n".join(lines) + "\n" + (steps_table(steps_rows) if steps_rows else "")
+
+
+def steps_table(rows: list[dict[str, Any]]) -> str:
+    """Each few-step family's last checkpoint at each step count judged (--steps)."""
+    lines = ["", "| family | steps | NFE | classifier FID | precision | recall | classes covered | label accuracy"
+             " | s per 1,000 images |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in sorted(rows, key=lambda row: (row["family"], int(row["evaluations"]))):
+        accuracy, sampling = row.get("label_accuracy"), row.get("sampling_seconds_per_1000")
+        lines.append(f"| {row['family']} | {json.loads(row['sampler'])['steps']} | {row['evaluations']}"
+                     f" | {float(row['fid']):.1f} | {float(row['precision']):.3f} | {float(row['recall']):.3f}"
+                     f" | {float(row['classes_covered']):.0f} | {'–' if accuracy in (None, '') else f'{float(accuracy):.3f}'}"
+                     f" | {'–' if sampling in (None, '') else f'{float(sampling):.2f}'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -315,12 +373,23 @@ def main(argv: list[str] | None = None) -> int:
             list(pool.map(lambda family: train(args, family, folders[family]), families))
             runs = {family: str(folders[family]) for family in args.families}
         list(pool.map(lambda item: judge_run(args, item[0], timed_checkpoints(Path(item[1]))), runs.items()))
+        few_step = [(family, run_dir, steps) for family, run_dir in runs.items() if few_steps(family)
+                    for steps in args.steps]
+        list(pool.map(lambda item: judge_run(args, item[0], timed_checkpoints(Path(item[1]))[-1:], item[2]), few_step))
         rows = []
         for family, run_dir in runs.items():
             every = checkpoint_minutes(Path(run_dir), budget(args, family)[1])
             for index, checkpoint in enumerate(timed_checkpoints(Path(run_dir)), start=1):
                 rows.append(point(args, family, checkpoint, index * every))
                 print(rows[-1], flush=True)
+            for steps in args.steps if few_steps(family) and timed_checkpoints(Path(run_dir)) else ():
+                rows.append(point(args, family, checkpoint, index * every, steps))
+                print(rows[-1], flush=True)
+    if args.merge is not None:  # an earlier measurement's families, as measured then
+        earlier = [{**row, **{key: float(row[key]) for key in ("minutes", *METRICS) if row.get(key) not in (None, "")},
+                    "evaluations": int(row["evaluations"]), "kind": row.get("kind") or "point"}
+                   for row in csv.DictReader(args.merge.open()) if row["family"] not in runs]
+        rows = earlier + rows
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "curves.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)

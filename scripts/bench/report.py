@@ -28,8 +28,9 @@ def print_report(
         f"{'model':<9}{'genlab img/s':>13}{'plain img/s':>12}{'DataLoader':>11}"
         f"{'genlab/plain':>20}{'genlab extra ms/step':>24}{'plain/DataLoader':>20}"
     )
-    print(header)
-    print("-" * len(header))
+    if results:
+        print(header)
+        print("-" * len(header))
     for model, runs in results.items():
         ratios = repeat_ratios(runs)
         print(
@@ -39,7 +40,7 @@ def print_report(
             f"{spread(ratios['genlab/plain']):>20}{spread(extra_step_milliseconds(runs['genlab']), 1):>24}"
             f"{spread(ratios['plain/DataLoader']):>20}"
         )
-    options = [run.partition("+")[2] for run in next(iter(results.values())) if run.startswith("genlab+")]
+    options = [run.partition("+")[2] for run in next(iter(results.values())) if run.startswith("genlab+")] if results else []
     if options:
         print(f"\noptions: the speed of genlab with the option / without it (below 1: the option costs time);"
               f" [its warm-up of {args.warmup} batches, first repeat]")
