@@ -46,6 +46,18 @@ def require_networks(net: Mapping[str, nn.Module], roles: Iterable[str], family:
         raise ConfigError(f"{family} needs {wanted}, got {sorted(net)}: use {fix}")
 
 
+def check_teacher_fits(student: "Family", teacher: "Family", unconditional: str, conditional: str) -> None:
+    """Refuse a distillation teacher of other images or other classes than its student's, naming the model options
+    (`unconditional`, `conditional`) that take each kind of teacher."""
+    if tuple(teacher.noise_shape) != tuple(student.noise_shape):
+        raise ConfigError(f"model.teacher makes images of shape {tuple(teacher.noise_shape)}, this data's are"
+                          f" {tuple(student.noise_shape)}: distil a teacher trained on the same data")
+    if teacher.num_classes != student.num_classes:
+        raise ConfigError(f"model.teacher has model.num_classes={teacher.num_classes}, the student {student.num_classes}:"
+                          f" use model={conditional} for a conditional teacher and model={unconditional} for an"
+                          " unconditional one")
+
+
 class Family(nn.Module):
     """Base of every family: its noise, its class conditioning, and `sample`, the one way images are made.
 

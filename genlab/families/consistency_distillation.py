@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from torch import Tensor, nn
 
 from genlab.errors import ConfigError, is_positive_integer, require
-from genlab.families.base import Family
+from genlab.families.base import Family, check_teacher_fits
 from genlab.families.consistency import ConsistencyTraining
 from genlab.families.flow import FlowMatching
 
@@ -58,10 +58,7 @@ class ConsistencyDistillation(ConsistencyTraining):
         if not isinstance(teacher, FlowMatching):
             raise ConfigError(f"model.teacher is a {type(teacher).__name__}: consistency distillation takes a flow or"
                               " cflow run as its teacher (model=flow, whose ODE it steps)")
-        if tuple(teacher.noise_shape) != tuple(self.noise_shape) or teacher.num_classes != self.num_classes:
-            raise ConfigError(f"model.teacher makes {tuple(teacher.noise_shape)} images of {teacher.num_classes}"
-                              f" classes, the student {tuple(self.noise_shape)} of {self.num_classes}: use model=ccd for"
-                              " a conditional teacher, model=cd for an unconditional one, on the teacher's data")
+        check_teacher_fits(self, teacher, "cd", "ccd")
         options = teacher.resolve_sampler(**dict(sampler or {}))
         if options["method"] not in TEACHER_STEPS:
             raise ConfigError(f"model.teacher.sampler.method={options['method']!r}: the teacher's ODE step is one of"

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from genlab.diffusion.losses import flow_matching_loss
 from genlab.diffusion.paths import linear_path
 from genlab.errors import ConfigError, is_integer, is_positive_integer, require
-from genlab.families.base import Family
+from genlab.families.base import Family, check_teacher_fits
 from genlab.families.flow import FlowMatching
 
 log = logging.getLogger("genlab")
@@ -60,12 +60,7 @@ class Reflow(FlowMatching):
     def use_teacher(self, teacher: Family, sampler: Mapping[str, Any] | None = None) -> None:
         """Learn `teacher`'s coupling, sampled with `sampler` (its own defaults where None); a flow teacher of the
         same net gives its weights as the start."""
-        if tuple(teacher.noise_shape) != tuple(self.noise_shape):
-            raise ConfigError(f"model.teacher makes images of shape {tuple(teacher.noise_shape)}, this data's are"
-                              f" {tuple(self.noise_shape)}: distil a teacher trained on the same data")
-        if teacher.num_classes != self.num_classes:
-            raise ConfigError(f"model.teacher has model.num_classes={teacher.num_classes}, the student {self.num_classes}:"
-                              " use model=creflow for a conditional teacher and model=reflow for an unconditional one")
+        check_teacher_fits(self, teacher, "reflow", "creflow")
         options = dict(sampler or {})
         settings = teacher.sampler_settings(options) if hasattr(teacher, "resolve_sampler") else None
         if settings is None or settings.get("method") not in DETERMINISTIC or settings.get("eta"):
