@@ -257,6 +257,19 @@ def test_reflow_learns_the_teachers_coupling_from_its_weights():
     assert torch.allclose(loss, (student.predict(x_t, t, None) - (x1 - x0)).pow(2).mean())
 
 
+def test_a_smaller_reflow_student_trains_from_scratch_on_the_teachers_pairs():
+    teacher = flow_teacher()
+    small = UNet(SHAPE, width=4, channel_mults=(1, 2), attention_resolutions=(), norm_groups=4)
+    own = {k: v.clone() for k, v in small.state_dict().items()}
+    student = Reflow({"denoiser": small}, SHAPE, pairs=4, init_from_teacher=False)
+    student.use_teacher(teacher, {"method": "euler", "steps": 2})
+    assert all(torch.equal(own[k], v) for k, v in student.denoiser.state_dict().items())
+    noise, images, _ = student.coupling()
+    assert torch.allclose(images, teacher.sample(noise=noise, method="euler", steps=2), atol=1e-6)
+    with pytest.raises(ConfigError, match="model.init_from_teacher"):
+        Reflow({"denoiser": unet()}, SHAPE, init_from_teacher="no")
+
+
 def test_reflow_refuses_a_teacher_it_cannot_learn_from():
     student = Reflow({"denoiser": unet()}, SHAPE, pairs=4)
     with pytest.raises(ConfigError, match="model.teacher.ckpt_path"):
@@ -267,7 +280,7 @@ def test_reflow_refuses_a_teacher_it_cannot_learn_from():
         student.use_teacher(meanflow())
     wide = FlowMatching({"denoiser": UNet(SHAPE, width=16, channel_mults=(1, 2), attention_resolutions=(4,), norm_groups=4)},
                         SHAPE, sampler={"method": "euler", "steps": 2})
-    with pytest.raises(ConfigError, match="differs from the teacher's net"):
+    with pytest.raises(ConfigError, match="model.init_from_teacher=false"):
         student.use_teacher(wide)
     with pytest.raises(ConfigError, match="of shape"):
         Reflow({"denoiser": UNet((1, 4, 4), width=8, channel_mults=(1,), attention_resolutions=(), norm_groups=4)},

@@ -4,8 +4,10 @@ A trained teacher (a genlab `flow` or `ddpm` run, `model.teacher.ckpt_path=...`)
 by its deterministic sampler. Flow matching on those (x_0, x_1) pairs, instead of on independent noise and data,
 learns a flow whose paths are straighter (the 2-rectified flow): its one- and two-step Euler samples land near
 the teacher's many-step ones. The pairs are drawn once, from `pair_seed`, when training starts (the same pairs
-again on a resume), and the time it took is logged apart from training's. A flow teacher also gives the student
-its initial weights (Liu et al. start 2-rectified flow from 1-rectified flow's).
+again on a resume), and the time it took is logged apart from training's. A flow teacher of the same net also
+gives the student its initial weights (Liu et al. start 2-rectified flow from 1-rectified flow's); a student with
+a smaller net (`init_from_teacher: false`) is trained from scratch on the pairs, which is how a one-step student
+gets faster than one evaluation of its teacher.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ DETERMINISTIC = {"euler", "heun", "ddim", "dpm++"}
 
 class Reflow(FlowMatching):
     """`pairs`: how many (noise, teacher image) pairs to draw; `pair_seed`: their seed; `pair_batch_size`: images
-    per teacher call. The teacher comes from the builder (`use_teacher`); a student built without one (by
+    per teacher call; `init_from_teacher`: start from a flow teacher's weights (its net and the student's must
+    match), or from the student net's own initialisation. The teacher comes from the builder (`use_teacher`); a student built without one (by
     `genlab eval` or `genlab sample`) samples, but does not train."""
 
     def __init__(
@@ -40,6 +43,7 @@ class Reflow(FlowMatching):
         pairs: int = 10000,
         pair_seed: int = 0,
         pair_batch_size: int = 500,
+        init_from_teacher: bool = True,
         time_distribution: str = "uniform",
         time_mean: float = 0.0,
         time_std: float = 1.0,
@@ -50,16 +54,18 @@ class Reflow(FlowMatching):
         require(is_positive_integer(pairs), "model.pairs", pairs, "a positive number of teacher samples, e.g. 10000")
         require(is_integer(pair_seed), "model.pair_seed", pair_seed, "an integer")
         require(is_positive_integer(pair_batch_size), "model.pair_batch_size", pair_batch_size, "a positive integer")
+        require(isinstance(init_from_teacher, bool), "model.init_from_teacher", init_from_teacher, "true or false")
         super().__init__(net, image_shape, time_distribution, time_mean, time_std, num_classes, label_dropout, sampler)
         self.pairs, self.pair_seed, self.pair_batch_size = int(pairs), int(pair_seed), int(pair_batch_size)
+        self.init_from_teacher = init_from_teacher
         self._teacher: list[Family] = []  # a list, so that the teacher is no submodule: not trained, saved or moved
         self._teacher_sampler: dict[str, Any] = {}
         self._pairs: tuple[Tensor, Tensor, Tensor | None] | None = None
         self.pair_seconds: float | None = None
 
     def use_teacher(self, teacher: Family, sampler: Mapping[str, Any] | None = None) -> None:
-        """Learn `teacher`'s coupling, sampled with `sampler` (its own defaults where None); a flow teacher of the
-        same net gives its weights as the start."""
+        """Learn `teacher`'s coupling, sampled with `sampler` (its own defaults where None); with
+        `init_from_teacher`, a flow teacher of the same net gives its weights as the start."""
         check_teacher_fits(self, teacher, "reflow", "creflow")
         options = dict(sampler or {})
         settings = teacher.sampler_settings(options) if hasattr(teacher, "resolve_sampler") else None
@@ -67,12 +73,15 @@ class Reflow(FlowMatching):
             raise ConfigError(f"model.teacher is a {type(teacher).__name__} sampled with {settings}: reflow needs a"
                               f" flow or diffusion teacher with a deterministic sampler ({', '.join(sorted(DETERMINISTIC))};"
                               " ddim with eta 0), set by model.teacher.sampler")
-        if isinstance(teacher, FlowMatching):
+        if self.init_from_teacher and isinstance(teacher, FlowMatching):
             theirs, ours = teacher.denoiser.state_dict(), self.denoiser.state_dict()
             if {k: v.shape for k, v in theirs.items()} != {k: v.shape for k, v in ours.items()}:
                 raise ConfigError("model.net.denoiser differs from the teacher's net: give the student the teacher's"
-                                  " model.net.denoiser settings (it starts from the teacher's weights)")
+                                  " model.net.denoiser settings to start from its weights, or set"
+                                  " model.init_from_teacher=false to train this net from scratch")
             self.denoiser.load_state_dict(theirs)
+        elif not self.init_from_teacher:
+            log.info("reflow: the student's net is trained from scratch (model.init_from_teacher=false)")
         self._teacher, self._teacher_sampler = [teacher], options
 
     def prepare(self, planned_batches: Callable[[], float] | None = None) -> None:
