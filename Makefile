@@ -10,13 +10,16 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.installed
 TRAIN_ARGS ?=
+# e.g. GPU_CHECK_ARGS="--budget-minutes 6 --out /tmp/gpu.md"
+GPU_CHECK_ARGS ?=
 
-.PHONY: install train test test-fast tensorboard clean help
+.PHONY: install train test test-fast gpu-check tensorboard clean help
 
 help:
 	@echo "make train        install if needed, then the quick start (DCGAN on 5,000 MNIST digits, CPU minutes)"
 	@echo "make test         install if needed, then the whole test suite"
 	@echo "make test-fast    the edit loop: every test but those marked slow (under 2 minutes)"
+	@echo "make gpu-check    on a CUDA machine: check and measure genlab there in under 8 minutes (docs/benchmarks.md)"
 	@echo "make tensorboard  watch every run under outputs/"
 	@echo "make clean        delete outputs/, .cache/ (domain classifiers), build files (keeps .venv; 'make distclean' drops it)"
 
@@ -40,6 +43,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow"
+
+# scripts/gpu_check.py: stops at the first wrong result; without CUDA it runs its CPU mode
+gpu-check: $(STAMP)
+	PYTHON=$(BIN)/python scripts/gpu_check.sh $(GPU_CHECK_ARGS)
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir outputs
