@@ -140,3 +140,73 @@ def test_unknown_conditioning_names_the_key_and_lists_the_valid_ones(net, key, v
     arguments = {"latent_dim": 8} if net is dcgan.Generator else {}
     with pytest.raises(ConfigError, match=f"{key}='film' is not known; choose one of: {valid}"):
         net(image_shape=(1, 28, 28), num_classes=10, conditioning="film", **arguments)
+
+
+# --- the nets at the user's image size ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size, doublings", [(64, 4), (128, 5)])
+def test_dcgan_above_32_px_is_the_papers_layout_from_4x4(size, doublings):
+    """Radford et al.'s 64x64 generator: z -> 4x4x8c, then one transposed conv per doubling (8c, 4c, 2c, c, image);
+    the discriminator mirrors it down to 4x4 and scores with one 4x4 conv. 128 px adds one level each."""
+    shape, c = (3, size, size), 8
+    g = dcgan.Generator(16, shape, base_channels=c)
+    transposed = [m for m in g.net if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(transposed) == doublings + 1 and not any(isinstance(m, torch.nn.Conv2d) for m in g.net)
+    assert transposed[0].kernel_size == (4, 4) and transposed[0].stride == (1, 1)
+    assert [m.out_channels for m in transposed] == [c * 2 ** i for i in range(doublings - 1, -1, -1)] + [3]
+    assert all(m.stride == (2, 2) for m in transposed[1:]) and isinstance(g.net[-1], torch.nn.Tanh)
+    x = torch.randn(2, 16)[:, :, None, None]
+    sizes = []
+    for layer in g.net:
+        x = layer(x)
+        if isinstance(layer, torch.nn.ConvTranspose2d):
+            sizes.append(x.shape[-1])
+    assert sizes == [4 * 2 ** i for i in range(doublings + 1)] and x.shape == (2, 3, size, size)
+    d = dcgan.Discriminator(shape, base_channels=c, num_classes=5, conditioning="projection")
+    convs = [m for m in d.net if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == doublings + 1 and [m.out_channels for m in convs] == [c * 2 ** i for i in range(doublings)] + [1]
+    images = torch.randn(2, *shape)
+    assert d.net[:-1](images).shape == (2, c * 2 ** (doublings - 1), 4, 4)
+    assert d(images, torch.tensor([0, 4])).shape == (2,)
+
+
+@pytest.mark.parametrize("size", [48, 96])
+def test_dcgan_refuses_a_size_its_layout_cannot_reach_in_one_line(size):
+    with pytest.raises(ConfigError, match="power-of-two size: set the image size to 64, 128 or 256"):
+        dcgan.Generator(16, (3, size, size))
+
+
+def test_dcgan_at_28_and_32_px_keeps_its_measured_layout():
+    g = dcgan.Generator(16, (1, 28, 28), base_channels=8)
+    assert g.net[0].kernel_size == (7, 7) and isinstance(g.net[-2], torch.nn.Conv2d)
+
+
+@pytest.mark.parametrize("size, levels, attention", [(28, 3, {7}), (64, 4, {32, 16, 8}), (128, 5, {32, 16, 8})])
+def test_the_unet_takes_its_layout_from_the_image_size(compose_train, size, levels, attention):
+    from hydra.utils import instantiate
+
+    from genlab.nets.unet import SelfAttention
+
+    shape = [3, size, size]
+    cfg = compose_train("model=ddpm", f"data.image_shape={shape}", "model.net.denoiser.width=8")
+    net = instantiate(cfg.model.net.denoiser)
+    downsamples = [layers[0] for layers in net.down if isinstance(layers[0], torch.nn.Conv2d)]
+    assert len(downsamples) == levels - 1
+    found, resolution = set(), size
+    for layers in net.down:
+        if isinstance(layers[0], torch.nn.Conv2d):
+            resolution //= 2
+        elif any(isinstance(m, SelfAttention) for m in layers):
+            found.add(resolution)
+    assert found == attention
+    out = net(torch.randn(1, *shape), torch.rand(1))
+    assert out.shape == (1, *shape)
+
+
+def test_a_unet_size_without_a_layout_is_refused_in_one_line(compose_train):
+    from genlab.nets.unet import UNet
+
+    layouts = compose_train("model=ddpm").model.net.denoiser.by_size
+    with pytest.raises(ConfigError, match="model.net.denoiser.by_size has no layout for 48 px"):
+        UNet((3, 48, 48), channel_mults=None, attention_resolutions=None, by_size=layouts)

@@ -1,7 +1,10 @@
 """The DCGAN generator and discriminator (Radford et al. 2016), sized from the image shape.
 
-Both work for any H and W divisible by 4 (1x28x28 MNIST, 3x32x32 CIFAR-10): the generator
-starts from an (H/4, W/4) map and doubles it twice; the discriminator halves it twice.
+Up to 32 px, any H and W divisible by 4 (1x28x28 MNIST, 3x32x32 CIFAR-10): the generator starts from an
+(H/4, W/4) map and doubles it twice; the discriminator halves it twice. Above (64, 128, 256 px) they are
+DCGAN's 64x64 nets carried on: the generator projects z to a 4x4 map of 2^(n-1) * base_channels and doubles
+it n times with one transposed convolution each, halving the channels (the last one to the image, tanh); the
+discriminator mirrors it, down to 4x4, then one 4x4 convolution scores (layers.conv_layout).
 
 Conditional versions (num_classes > 0) take the label by `conditioning`: `concat` (a one-hot
 code beside the noise, one-hot planes beside the image: Mirza & Osindero 2014), or the stronger
@@ -27,10 +30,10 @@ from genlab.nets.layers import (
     check_choice,
     check_latent_dim,
     class_labels,
+    conv_layout,
     maybe_spectral,
     norm_layer,
     one_hot,
-    quarter_size,
 )
 
 GENERATOR_CONDITIONINGS = ("concat", "cbn")
@@ -46,7 +49,7 @@ class Generator(nn.Module):
     ):
         super().__init__()
         check_choice("model.net.generator.conditioning", conditioning, GENERATOR_CONDITIONINGS)
-        channels, h4, w4 = quarter_size(image_shape)
+        layout = conv_layout(image_shape)
         check_latent_dim(latent_dim)
         self.latent_dim, self.num_classes = latent_dim, num_classes
         self.concat = conditioning == "concat"
@@ -56,20 +59,31 @@ class Generator(nn.Module):
         def norm(width: int) -> nn.Module:
             return nn.BatchNorm2d(width) if self.concat or not num_classes else ConditionalBatchNorm2d(width, num_classes)
 
-        self.net = nn.Sequential(
-            # (N, latent [+ classes], 1, 1) -> (N, 4c, H/4, W/4)
-            nn.ConvTranspose2d(latent_dim + code_width, 4 * c, (h4, w4), bias=False),
-            norm(4 * c),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1, bias=False),  # -> H/2
-            norm(2 * c),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False),  # -> H
-            norm(c),
-            nn.ReLU(True),
-            nn.Conv2d(c, channels, 3, 1, 1),
-            nn.Tanh(),
-        )
+        if layout.paper:
+            n = layout.doublings
+            layers: list[nn.Module] = [  # (N, latent [+ classes], 1, 1) -> (N, 2^(n-1) c, 4, 4)
+                nn.ConvTranspose2d(latent_dim + code_width, 2 ** (n - 1) * c, 4, bias=False), norm(2 ** (n - 1) * c),
+                nn.ReLU(True)]
+            for level in range(n - 1, 0, -1):  # each doubles the map and halves the channels
+                layers += [nn.ConvTranspose2d(2 ** level * c, 2 ** (level - 1) * c, 4, 2, 1, bias=False),
+                           norm(2 ** (level - 1) * c), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(c, layout.channels, 4, 2, 1, bias=False), nn.Tanh()]  # -> H
+            self.net = nn.Sequential(*layers)
+        else:
+            self.net = nn.Sequential(
+                # (N, latent [+ classes], 1, 1) -> (N, 4c, H/4, W/4)
+                nn.ConvTranspose2d(latent_dim + code_width, 4 * c, (layout.height, layout.width), bias=False),
+                norm(4 * c),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1, bias=False),  # -> H/2
+                norm(2 * c),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False),  # -> H
+                norm(c),
+                nn.ReLU(True),
+                nn.Conv2d(c, layout.channels, 3, 1, 1),
+                nn.Tanh(),
+            )
         self.apply(dcgan_init_)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -98,7 +112,7 @@ class Discriminator(nn.Module):
     ):
         super().__init__()
         check_choice("model.net.discriminator.conditioning", conditioning, DISCRIMINATOR_CONDITIONINGS)
-        channels, h4, w4 = quarter_size(image_shape)
+        layout = conv_layout(image_shape)
         self.num_classes = num_classes
         planes = num_classes if conditioning == "concat" else 0
         c = base_channels
@@ -106,23 +120,34 @@ class Discriminator(nn.Module):
         def conv(c_in: int, c_out: int, *args: int) -> nn.Module:
             return maybe_spectral(nn.Conv2d(c_in, c_out, *args), norm)
 
-        self.net = nn.Sequential(
-            conv(channels + planes, c, 4, 2, 1),  # -> H/2; no norm on the first layer (DCGAN)
-            nn.LeakyReLU(0.2, True),
-            conv(c, 2 * c, 4, 2, 1),  # -> H/4
-            norm_layer(norm, 2 * c),
-            nn.LeakyReLU(0.2, True),
-            conv(2 * c, 4 * c, 3, 1, 1),
-            norm_layer(norm, 4 * c),
-            nn.LeakyReLU(0.2, True),
-            conv(4 * c, 1, (h4, w4)),  # psi: -> (N, 1, 1, 1), linear output
-        )
-        # <embed(y), phi(x)> over phi(x) = the (N, 4c, H/4, W/4) map that psi reads
+        if layout.paper:
+            n = layout.doublings
+            layers: list[nn.Module] = [conv(layout.channels + planes, c, 4, 2, 1), nn.LeakyReLU(0.2, True)]  # -> H/2
+            for level in range(1, n):  # each halves the map and doubles the channels, down to 4x4
+                layers += [conv(2 ** (level - 1) * c, 2 ** level * c, 4, 2, 1), norm_layer(norm, 2 ** level * c),
+                           nn.LeakyReLU(0.2, True)]
+            phi_channels = 2 ** (n - 1) * c
+            self.net = nn.Sequential(*layers, conv(phi_channels, 1, 4))  # psi: -> (N, 1, 1, 1)
+        else:
+            phi_channels = 4 * c
+            self.net = nn.Sequential(
+                conv(layout.channels + planes, c, 4, 2, 1),  # -> H/2; no norm on the first layer (DCGAN)
+                nn.LeakyReLU(0.2, True),
+                conv(c, 2 * c, 4, 2, 1),  # -> H/4
+                norm_layer(norm, 2 * c),
+                nn.LeakyReLU(0.2, True),
+                conv(2 * c, 4 * c, 3, 1, 1),
+                norm_layer(norm, 4 * c),
+                nn.LeakyReLU(0.2, True),
+                conv(4 * c, 1, (layout.height, layout.width)),  # psi: -> (N, 1, 1, 1), linear output
+            )
+        phi_size = phi_channels * layout.height * layout.width
+        # <embed(y), phi(x)> over phi(x) = the (N, phi_channels, h, w) map that psi reads
         conditional = num_classes and conditioning == "projection"
-        self.projection = Projection(num_classes, 4 * c * h4 * w4, norm) if conditional else None
+        self.projection = Projection(num_classes, phi_size, norm) if conditional else None
         # ACGAN's class head: logits of p(y | x) from the same phi(x)
         auxiliary = num_classes and conditioning == "auxiliary"
-        self.classifier = maybe_spectral(nn.Linear(4 * c * h4 * w4, num_classes), norm) if auxiliary else None
+        self.classifier = maybe_spectral(nn.Linear(phi_size, num_classes), norm) if auxiliary else None
         # ACGAN scores and classifies the same batches: phi(x) of the last two inputs, reused while the input,
         # the weights (and in eval mode the batch norm statistics), mode and grad mode are those that computed it
         # (holding the input keeps its id unique; their version counters tell an in-place change)

@@ -8,6 +8,7 @@ Osindero 2014), a class-conditional batch norm whose scale and shift are chosen 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -104,6 +105,34 @@ class Projection(nn.Module):
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         return (self.embed(labels) * features.flatten(1)).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class ConvLayout:
+    """How the convolutional nets span an image size: from a (height, width) smallest map, `doublings` times.
+
+    Up to 32 px (MNIST, CIFAR-10) the map is (H/4, W/4), doubled twice (genlab's nets since their first
+    results); above, it is 4x4 with one up-sampling per doubling, DCGAN's 64x64 layout (Radford et al. 2016)
+    carried on to 128 and 256, which needs a square power-of-two size."""
+
+    channels: int
+    height: int
+    width: int
+    doublings: int
+
+    @property
+    def paper(self) -> bool:
+        return self.height == self.width == 4 and self.doublings > 2
+
+
+def conv_layout(image_shape: Sequence[int]) -> ConvLayout:
+    channels, height, width = image_shape
+    if max(height, width) <= 32:
+        return ConvLayout(*quarter_size(image_shape), 2)
+    if height != width or height & (height - 1):
+        raise ConfigError(f"data.image_shape={list(image_shape)}: above 32 px the convolutional nets build DCGAN's layout,"
+                          " which needs a square power-of-two size: set the image size to 64, 128 or 256")
+    return ConvLayout(channels, 4, 4, height.bit_length() - 3)
 
 
 def quarter_size(image_shape: Sequence[int]) -> tuple[int, int, int]:

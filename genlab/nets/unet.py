@@ -14,13 +14,13 @@ Nets with `durations` take a second time, the length of the interval an average 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.errors import is_positive_integer, require
+from genlab.errors import ConfigError, is_positive_integer, require
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -77,27 +77,47 @@ class SelfAttention(nn.Module):
         return x + self.out(attended.transpose(1, 2).reshape(b, c, h, w))
 
 
+def layout_for(image_shape: Sequence[int], channel_mults: Sequence[int] | None,
+               attention_resolutions: Sequence[int] | None,
+               by_size: Mapping[int, Mapping[str, Sequence[int]]] | None) -> tuple[Sequence[int], Sequence[int]]:
+    """(channel_mults, attention_resolutions): those given, else `by_size`'s entry for the image's height."""
+    if channel_mults is not None and attention_resolutions is not None:
+        return channel_mults, attention_resolutions
+    height = int(image_shape[1])
+    entry = {int(k): v for k, v in (by_size or {}).items()}.get(height)
+    if entry is None:
+        sizes = ", ".join(str(int(k)) for k in (by_size or {})) or "none"
+        raise ConfigError(f"model.net.denoiser.by_size has no layout for {height} px images (it has {sizes}): add one"
+                          " (channel_mults, attention_resolutions), set both keys, or pick one of those sizes")
+    return (channel_mults if channel_mults is not None else entry["channel_mults"],
+            attention_resolutions if attention_resolutions is not None else entry["attention_resolutions"])
+
+
 class UNet(nn.Module):
     """The denoiser: `width` channels at full resolution, times `channel_mults[i]` at level i (halving H, W each level).
 
     `attention_resolutions`: the feature-map sizes (H) that get self-attention after each residual
     block (e.g. [7] for 28x28 with mults (1, 2, 2); DDPM's CIFAR-10 net used [16]).
+    Either left None takes the entry of `by_size` for the image's height (configs/model/net/unet.yaml holds
+    the layouts per size), so one config builds the net at 28, 32, 64 or 128 px.
     """
 
     def __init__(
         self,
         image_shape: Sequence[int],
         width: int = 32,
-        channel_mults: Sequence[int] = (1, 2, 2),
+        channel_mults: Sequence[int] | None = (1, 2, 2),
         num_res_blocks: int = 1,
-        attention_resolutions: Sequence[int] = (7,),
+        attention_resolutions: Sequence[int] | None = (7,),
         dropout: float = 0.0,
         norm_groups: int = 32,
         num_classes: int = 0,
         condition_channels: int = 0,
         durations: bool = False,
+        by_size: Mapping[int, Mapping[str, Sequence[int]]] | None = None,
     ) -> None:
         super().__init__()
+        channel_mults, attention_resolutions = layout_for(image_shape, channel_mults, attention_resolutions, by_size)
         require(is_positive_integer(width), "model.net.denoiser.width", width, "a positive integer")
         require(len(channel_mults) > 0 and all(is_positive_integer(m) for m in channel_mults),
                 "model.net.denoiser.channel_mults", list(channel_mults), "a non-empty list of positive integers")
