@@ -10,6 +10,7 @@ arguments) are checked here, by key, before any data is loaded; genlab's own cla
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 from omegaconf import DictConfig
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from genlab.modules.base import TrainingModule
     from genlab.tasks.base import Task
 
+log = logging.getLogger("genlab")
 # the roles an optimizer config may hold partial optimizers for
 PLAYERS = ("generator", "discriminator")
 
@@ -153,6 +155,26 @@ def instantiate_all(configs: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in configs.values() if isinstance(node, DictConfig) and "_target_" in node]
 
 
+def judged_monitors(callbacks: list[Any], cfg: DictConfig) -> list[Any]:
+    """The callbacks without a checkpoint that monitors val/fid where nothing will log it (no quality callback, no
+    validation split, a data set of one class): Lightning would stop the run at its first validation."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from genlab.callbacks.sample_quality import SampleQuality
+    from genlab.callbacks.translation_quality import TranslationQuality
+
+    data = cfg.get("data") or {}
+    judged = any(isinstance(c, (SampleQuality, TranslationQuality)) for c in callbacks) and \
+        bool(data.get("val_size")) and (data.get("num_classes") or 0) >= 2
+    if judged:
+        return callbacks
+    kept = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor in ("val/fid",))]
+    if len(kept) < len(callbacks):
+        log.info("best.ckpt is not kept: nothing measures val/fid in this run (it needs callbacks.sample_quality, a"
+                 " validation split and a data set of two classes or more); last.ckpt is")
+    return kept
+
+
 def build_trainer(cfg: DictConfig, callbacks: Iterable[Any] | None = None, **arguments: Any) -> pl.Trainer:
     """The Trainer `cfg.trainer` describes, with the config's loggers and callbacks (or the ones given)."""
     from hydra.utils import instantiate
@@ -164,7 +186,7 @@ def build_trainer(cfg: DictConfig, callbacks: Iterable[Any] | None = None, **arg
     benchmark = trainer_cfg.get("benchmark")
     require(benchmark is None or isinstance(benchmark, bool), "trainer.benchmark", benchmark, "null, true or false")
     loggers = instantiate_all(cfg.get("logger"))
-    callbacks = instantiate_all(cfg.get("callbacks")) if callbacks is None else list(callbacks)
+    callbacks = judged_monitors(instantiate_all(cfg.get("callbacks")) if callbacks is None else list(callbacks), cfg)
     if not loggers:  # a learning-rate monitor only reports to loggers, and Lightning refuses it without one
         from pytorch_lightning.callbacks import LearningRateMonitor
 

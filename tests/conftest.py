@@ -97,6 +97,9 @@ def compose_train(tmp_path: Path) -> ComposeFn:
     `hydra.runtime.choices` included, when return_hydra_config)."""
 
     def _compose(*overrides: str, config_name: str = "train", return_hydra_config: bool = False) -> DictConfig:
+        from genlab.commands.app import register_resolvers
+
+        register_resolvers()  # as every genlab command does first (data=folder's class count, run folder names)
         GlobalHydra.instance().clear()
         with initialize_config_module("genlab.configs", version_base="1.3"):
             cfg = compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)

@@ -25,11 +25,16 @@ from genlab.metrics.quality import fid
 from genlab.modules.base import TrainingModule
 
 
+def has_judge(datamodule: Any) -> bool:
+    """Whether a data set can be judged during training: a validation split, and two classes or more for the
+    domain classifier to learn (a flat folder of images has one: `genlab eval extractor=inception` judges it)."""
+    return datamodule is not None and bool(datamodule.val_size) and datamodule.num_classes >= 2
+
+
 def judges_samples(module: pl.LightningModule, datamodule: Any) -> bool:
-    """Whether a run's samples from noise are judged: a genlab loop, a validation split, not image-to-image
+    """Whether a run's samples from noise are judged: a genlab loop, a data set with a judge, not image-to-image
     (whose outputs callbacks/translation_quality.py judges against their targets)."""
-    return isinstance(module, TrainingModule) and datamodule is not None and bool(datamodule.val_size) and \
-        not isinstance(module.family, Translation)
+    return isinstance(module, TrainingModule) and has_judge(datamodule) and not isinstance(module.family, Translation)
 
 
 def domain_classifier(trainer: pl.Trainer, module: pl.LightningModule, cache_dir: str,

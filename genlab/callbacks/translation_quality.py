@@ -18,7 +18,7 @@ import torch
 from torchvision.utils import make_grid
 
 from genlab.callbacks.sample_grid import publish_grid
-from genlab.callbacks.sample_quality import domain_classifier
+from genlab.callbacks.sample_quality import domain_classifier, has_judge
 from genlab.data.datamodule import to_signed_unit
 from genlab.families.translation import Translation
 from genlab.generation import translate_batches, translation_rows
@@ -52,7 +52,7 @@ class TranslationQuality(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         datamodule = trainer.datamodule
         if not isinstance(pl_module, TrainingModule) or not isinstance(pl_module.family, Translation) or \
-                datamodule is None or not datamodule.val_size:
+                not has_judge(datamodule):
             return
         self.extractor, facts = domain_classifier(trainer, pl_module, self.cache_dir, self.classifier_settings)
         self.judge = {"classifier": judge_record(facts), "metrics": METRICS}

@@ -53,6 +53,7 @@ class Job:
 
 def register_resolvers() -> None:
     """Resolvers that configs/hydra/default.yaml, shared by every command, relies on."""
+    from genlab.data.folder.scan import class_count
     from genlab.run.folder import path_safe
     from genlab.run.resume import output_subdir, run_dir
     from genlab.run.sweep_rerun import output_subdir as rerun_output_subdir
@@ -64,6 +65,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("resume_output_subdir", output_subdir, replace=True)
     # `genlab train -m ... resume_sweep=true` keeps each job's own .hydra/ too
     OmegaConf.register_new_resolver("rerun_output_subdir", rerun_output_subdir, replace=True)
+    # data=folder: data.num_classes is the number of class sub-folders of data.root (1 for a flat folder)
+    OmegaConf.register_new_resolver("folder_classes", class_count, replace=True)
 
 
 # Lightning's rank_zero_info messages all go through this logger ("GPU available: ...", "`Trainer.fit`

@@ -73,11 +73,9 @@ def judge(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: str, checkpo
 
     from genlab.builder import build_datamodule
     from genlab.data.datamodule import to_signed_unit
-    from genlab.metrics.conditioning import intra_class_fid, label_accuracy, requested_labels
-    from genlab.metrics.coverage import class_coverage
     from genlab.metrics.domain_classifier import judge_record, tensor_digest
     from genlab.metrics.features import extract
-    from genlab.metrics.quality import fid, inception_score, kid, precision_recall
+    from genlab.metrics.quality import fid, kid, precision_recall
 
     if getattr(model.family, "task", None) is not None:  # image-to-image: outputs against their targets
         from genlab.commands.evaluate_translation import judge_translation
@@ -101,15 +99,52 @@ def judge(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: str, checkpo
     fake_images = generate(model, cfg.n_samples, cfg.batch_size, cfg.seed, sampler)
     sampling_seconds = time.perf_counter() - started
     fake = features(fake_images, "generated")
-    # class probabilities from the domain classifier, reusing the features when it is the extractor
-    judged = fake if name == "classifier" else extract(classifier, fake_images, cfg.batch_size, device, progress=False)
-    probabilities = classifier.classify(judged).cpu()
     metrics: dict[str, float] = {"fid": fid(real, fake)}
     kid_subset_size = min(cfg.kid_subset_size, len(real), len(fake))
     kid_result = kid(real, fake, subsets=cfg.kid_subsets, subset_size=kid_subset_size)
     metrics.update(kid=kid_result.mean, kid_std=kid_result.std)
     pr = precision_recall(real, fake, k=cfg.pr_k)
     metrics.update(precision=pr.precision, recall=pr.recall)
+    counts = classifier_metrics(classifier, name, fake, fake_images, real, real_split, n_real, model, cfg, device,
+                                metrics) if classifier is not None else None
+    return {
+        "checkpoint": checkpoint,
+        "protocol": {
+            "data": datamodule.name, "split": cfg.split, "n_generated": cfg.n_samples, "n_real": n_real,
+            "extractor": name, "extractor_source": judge["source"],
+            "seed": cfg.seed, "sampler": model.family.sampler_settings(sampler), "kid_subset_size": kid_subset_size,
+            # ema, raw, or a post-hoc average (`posthoc_ema sigma_rel=0.1 at step N`): its own metrics.json entry
+            "weights": model.weights,
+            "kid_subsets": cfg.kid_subsets, "pr_k": cfg.pr_k,
+            "classifier_test_accuracy": classifier_facts["test_accuracy"] if classifier_facts else None,
+            # who judged: the features' network and the domain classifier (IS, coverage, label accuracy), by
+            # their weights' hashes and the classifier's cache key (genlab/metrics/domain_classifier.py); a data
+            # set of one class has no classifier, and no label metrics
+            "judge": {"extractor": judge, "classifier": judge_record(classifier_facts) if classifier_facts else None},
+            "feature_dim": extractor.feature_dim, "kid_units": KID_UNITS, "is_splits": cfg.is_splits,
+            "coverage_threshold": cfg.coverage_threshold, "val_fid": val_fid_protocol(run_cfg, datamodule.val_size),
+            # the wall clock of making the images (the EMA's standing statistics included), on this run's
+            # device and threads: what a family's sampler costs, beside what its images score
+            "sampling_seconds_per_1000": round(1000 * sampling_seconds / cfg.n_samples, 3),
+            "device": str(device), "threads": torch.get_num_threads(),
+        },
+        "metrics": metrics,
+        "class_counts": counts,
+    }
+
+
+def classifier_metrics(classifier: Any, name: str, fake: Any, fake_images: Any, real: Any, real_split: Any,
+                       n_real: int, model: Any, cfg: DictConfig, device: str, metrics: dict[str, float]) -> list[int]:
+    """IS, class coverage (and for conditional models label accuracy and intra-class FID) from the domain
+    classifier's probabilities, into `metrics`; the generated images' class counts."""
+    from genlab.metrics.conditioning import intra_class_fid, label_accuracy, requested_labels
+    from genlab.metrics.coverage import class_coverage
+    from genlab.metrics.features import extract
+    from genlab.metrics.quality import inception_score
+
+    # class probabilities from the domain classifier, reusing the features when it is the extractor
+    judged = fake if name == "classifier" else extract(classifier, fake_images, cfg.batch_size, device, progress=False)
+    probabilities = classifier.classify(judged).cpu()
     score = inception_score(probabilities, splits=cfg.is_splits)
     metrics.update(inception_score=score.mean, inception_score_std=score.std)
     coverage = class_coverage(probabilities, threshold=cfg.coverage_threshold)
@@ -123,29 +158,7 @@ def judge(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: str, checkpo
         intra_fid = intra_class_fid(real, real_split.labels[:n_real], fake, asked)
         if intra_fid is not None:
             metrics["intra_fid"] = intra_fid
-    return {
-        "checkpoint": checkpoint,
-        "protocol": {
-            "data": datamodule.name, "split": cfg.split, "n_generated": cfg.n_samples, "n_real": n_real,
-            "extractor": name, "extractor_source": judge["source"],
-            "seed": cfg.seed, "sampler": model.family.sampler_settings(sampler), "kid_subset_size": kid_subset_size,
-            # ema, raw, or a post-hoc average (`posthoc_ema sigma_rel=0.1 at step N`): its own metrics.json entry
-            "weights": model.weights,
-            "kid_subsets": cfg.kid_subsets, "pr_k": cfg.pr_k,
-            "classifier_test_accuracy": classifier_facts["test_accuracy"],
-            # who judged: the features' network and the domain classifier (IS, coverage, label accuracy), by
-            # their weights' hashes and the classifier's cache key (genlab/metrics/domain_classifier.py)
-            "judge": {"extractor": judge, "classifier": judge_record(classifier_facts)},
-            "feature_dim": extractor.feature_dim, "kid_units": KID_UNITS, "is_splits": cfg.is_splits,
-            "coverage_threshold": cfg.coverage_threshold, "val_fid": val_fid_protocol(run_cfg, datamodule.val_size),
-            # the wall clock of making the images (the EMA's standing statistics included), on this run's
-            # device and threads: what a family's sampler costs, beside what its images score
-            "sampling_seconds_per_1000": round(1000 * sampling_seconds / cfg.n_samples, 3),
-            "device": str(device), "threads": torch.get_num_threads(),
-        },
-        "metrics": metrics,
-        "class_counts": coverage.counts.tolist(),
-    }
+    return coverage.counts.tolist()
 
 
 def check_protocol_fits(cfg: DictConfig, split_size: int, run_cfg: DictConfig) -> None:
@@ -187,13 +200,18 @@ def metric_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     protocol, metrics = results["protocol"], results["metrics"]
     features = f"{protocol['extractor']} features ({protocol['feature_dim']}-d)"
     k, threshold = protocol["pr_k"], protocol["coverage_threshold"]
-    n_classes = len(results["class_counts"])
-    return [
+    rows = [
         ("FID", f"{metrics['fid']:.4g}", f"Fréchet distance of {features}, {protocol['split']} split"),
         ("KID ± std", with_std(metrics, "kid"),
          f"{KID_UNITS}, cubic kernel; {protocol['kid_subsets']} subsets of {count(protocol['kid_subset_size'])}"),
         ("precision", f"{metrics['precision']:.4g}", f"share of generated images inside the real manifold (k={k})"),
         ("recall", f"{metrics['recall']:.4g}", f"share of real images inside the generated manifold (k={k})"),
+    ]
+    if results["class_counts"] is None:  # one class: no domain classifier, no label metrics
+        return [*rows, ("label metrics", "none", "a data set of one class has no domain classifier (IS, coverage)")]
+    n_classes = len(results["class_counts"])
+    return [
+        *rows,
         ("inception score ± std", with_std(metrics, "inception_score"),
          f"domain classifier's probabilities (not ImageNet Inception), {protocol['is_splits']} splits; 1 to {n_classes}"),
         ("coverage entropy", f"{metrics['coverage_entropy']:.4g} nats",

@@ -74,11 +74,12 @@ def judge_translation(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: 
 
     def scores(outputs: Tensor) -> dict[str, float]:
         found = features(outputs, extractor)
-        judged = found if extractor is classifier else features(outputs, classifier)
         result = pixel_scores(outputs, pair.target)
         kid_result = kid(real, found, subsets=cfg.kid_subsets, subset_size=kid_subset_size)
-        result.update(fid=fid(real, found), kid=kid_result.mean, kid_std=kid_result.std,
-                      label_accuracy=label_accuracy(classifier.classify(judged).cpu(), labels))
+        result.update(fid=fid(real, found), kid=kid_result.mean, kid_std=kid_result.std)
+        if classifier is not None:  # a data set of one class has no domain classifier, and no label accuracy
+            judged = found if extractor is classifier else features(outputs, classifier)
+            result["label_accuracy"] = label_accuracy(classifier.classify(judged).cpu(), labels)
         if lpips is not None:
             result["lpips"] = float(torch.cat([lpips(o, t) for o, t in zip(outputs.split(cfg.batch_size),
                                                                           pair.target.split(cfg.batch_size))]).mean())
@@ -110,8 +111,8 @@ def judge_translation(model: Any, run_cfg: DictConfig, cfg: DictConfig, device: 
             "kid_subsets": cfg.kid_subsets, "kid_subset_size": kid_subset_size,
             "outputs_per_input": k if family.stochastic else 1, "diversity_inputs": m if family.stochastic else 0,
             "lpips": lpips_note, "feature_dim": extractor.feature_dim,
-            "classifier_test_accuracy": facts["test_accuracy"],
-            "judge": {"extractor": judge, "classifier": judge_record(facts)},
+            "classifier_test_accuracy": facts["test_accuracy"] if facts else None,
+            "judge": {"extractor": judge, "classifier": judge_record(facts) if facts else None},
             "sampling_seconds_per_1000": round(1000 * seconds / n, 3), "device": str(device),
             "threads": torch.get_num_threads(),
         },

@@ -34,7 +34,8 @@ def cached_features(cache_dir: str | Path, key: str, compute) -> Any:
 
 
 class Judges(NamedTuple):
-    """Who judges: the domain classifier (and its facts), and the extractor of the features (its name and record)."""
+    """Who judges: the domain classifier (and its facts; None for a data set of one class), and the extractor of
+    the features (its name and record)."""
 
     classifier: Any
     classifier_facts: dict[str, Any]
@@ -51,6 +52,16 @@ def choose_judges(cfg: DictConfig, datamodule: Any, device: str) -> Judges:
 
     if cfg.extractor not in EXTRACTORS:
         raise ConfigError(f"extractor={cfg.extractor!r} is not known; choose one of: {', '.join(EXTRACTORS)}")
+    if datamodule.num_classes < 2:  # a flat folder of images: nothing for a domain classifier to learn
+        if cfg.extractor == "classifier":
+            raise ConfigError("extractor=classifier needs a domain classifier, which a data set of one class (a flat"
+                              " data=folder) cannot train: use extractor=inception (or auto)")
+        log.info("%s has one class: FID Inception features, and no label metrics (IS, coverage: they need a"
+                 " domain classifier)%s", datamodule.name, "" if device.startswith("cuda") else
+                 "; Inception runs at ~5 images/s on 2 CPU cores")
+        extractor = InceptionFeatures(cfg.inception_weights).to(device)
+        return Judges(None, None, "inception", extractor,
+                      {"name": "inception", "source": extractor.source, "weights_sha256": extractor.weights_sha256})
     classifier, facts = load_or_train(cfg.paths.cache_dir, datamodule.name, datamodule.split, datamodule.num_classes,
                                       cfg.classifier, device)
     name = cfg.extractor if cfg.extractor != "auto" else ("inception" if device.startswith("cuda") else "classifier")

@@ -76,6 +76,8 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float | None:
             output_dir, "completed", metrics, metric_name, overrides=overrides, global_step=trainer.global_step,
             epochs=trainer.current_epoch, seconds=round(seconds, 1), **model.progress.axis(),
             **({"judge": judges[0]} if judges else {}),
+            # a folder of the user's images: its classes in label order, the files left out, the decoded copy
+            **({"data": datamodule.facts()} if hasattr(datamodule, "facts") else {}),
         )
         from genlab.run.hparams import log_hparams, run_hparams
 

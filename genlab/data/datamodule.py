@@ -96,6 +96,14 @@ class DeviceBatchLoader:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume_at = (state["epoch"], state["batches"])
 
+    def read_batches(self, shard: Tensor, skip: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """(positions in the split, uint8 images, labels) of each batch of `shard` after the first `skip`, on the device."""
+        device = self.data.images.device
+        shard = shard.to(device)
+        for start in range(skip * self.batch_size, len(self) * self.batch_size, self.batch_size):
+            index = shard[start : start + self.batch_size]
+            yield index, self.data.images.index_select(0, index), self.data.labels.index_select(0, index)
+
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         # a generator: this runs at the first batch, after Lightning has set the sampler's epoch
         skip = 0
@@ -104,12 +112,10 @@ class DeviceBatchLoader:
             self._resume_at = None
             skip = batches if epoch == self.sampler.epoch else 0  # a checkpoint from an epoch's end skips nothing
         self.batches_handed_out = skip
-        device = self.data.images.device
-        shard = self.sampler.order()[self.rank :: self.world_size][: self._shard_size()].to(device)
-        for start in range(skip * self.batch_size, len(self) * self.batch_size, self.batch_size):
-            index = shard[start : start + self.batch_size]
+        shard = self.sampler.order()[self.rank :: self.world_size][: self._shard_size()]
+        for index, images, labels in self.read_batches(shard, skip):
             self.batches_handed_out += 1
-            images, labels = to_signed_unit(self.data.images.index_select(0, index)), self.data.labels.index_select(0, index)
+            images = to_signed_unit(images)
             if self.task is None:
                 yield images, labels
             else:
@@ -158,7 +164,7 @@ class ImageDataModule(pl.LightningDataModule):
         self._on_device: dict[tuple[str, str], LabeledImages] = {}
 
     def _check_shape(self, data: LabeledImages, split: str) -> None:
-        found = tuple(data.images.shape[1:])
+        found = tuple(data.image_shape)
         if found != self.image_shape:
             raise ConfigError(
                 f"data.image_shape is {list(self.image_shape)} but the {split} images of "

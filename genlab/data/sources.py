@@ -27,6 +27,10 @@ class LabeledImages:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[1:])
+
     def subset(self, index: Tensor) -> "LabeledImages":
         return LabeledImages(self.images[index], self.labels[index])
 

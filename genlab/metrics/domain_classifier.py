@@ -55,7 +55,8 @@ def judge_key(data_name: str, train: LabeledImages, num_classes: int, settings: 
     """The cache key of the classifier these inputs train: 12 hex digits of a sha256 over all of them."""
     made_of = {
         "architecture": ARCHITECTURE, "data": data_name, "num_classes": num_classes,
-        "train_split": tensor_digest(train.images, train.labels),
+        # a split left on disk (data=folder) names its rows of a cache that is keyed by its content
+        "train_split": train.digest() if hasattr(train, "digest") else tensor_digest(train.images, train.labels),
         "settings": {name: settings.get(name) for name in SETTINGS},
     }
     return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()[:12]

@@ -56,7 +56,7 @@ class Classifier(Schema):
 class Data(Schema):
     extra = "target"
     _target_: str = key(text())
-    name: str = key(text())
+    name: str = key(nullable(text()))
     root: str = key(text())
     download: bool = key(boolean())
     image_shape: list = key(sequence(POSITIVE, 3, "a list of three positive integers [channels, height, width]"))
