@@ -145,7 +145,7 @@ class GAN(Family):
         if self.augment is None:
             return {}
         self.augment.observe(real_sign, batch_size, step, reduce)
-        return {"augment_p": torch.tensor(self.augment.p)}
+        return {"augment_p": torch.tensor(self.augment.p, device=real_sign.device)}
 
     def validation_terms(self, real: Tensor, labels: Tensor | None) -> dict[str, Tensor]:
         """D's verdict on held-out real images: a D(x) that drifts from the training D(x) means D overfits."""
