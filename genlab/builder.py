@@ -123,7 +123,7 @@ def build_module(cfg: DictConfig, teacher: Family | None = None) -> TrainingModu
     family = build_family(cfg, teacher)
     loop = get_class(LOOPS[len(family.roles)])
     module = loop(family, optimizer=build_optimizers(cfg), ema=model_nodes(cfg)[1],
-                  on_nonfinite=cfg.get("on_nonfinite", "stop"))
+                  on_nonfinite=cfg.get("on_nonfinite", "stop"), seed=cfg.get("seed"))
     # the networks themselves, and the averages' copies (their layout matches theirs; never called, so never compiled)
     averages = [average for average in (module.ema, module.posthoc_ema) if average is not None]
     apply_speed_options([*family.children(), *averages], speed)

@@ -7,18 +7,21 @@ The DDP tests run `genlab train trainer=ddp_cpu`: two gloo processes on the CPU,
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from genlab.augment import AdaptiveDiffAugment
 from genlab.families.gan import GAN
+from genlab.modules.progress import random_state, restore_random_state, seed_rank, state_of_rank
 from genlab.nets.mlp import Discriminator, Generator
-from tests.conftest import Finished
+from tests.conftest import Finished, make_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 GENLAB = str(Path(sys.executable).parent / "genlab")
@@ -82,3 +85,80 @@ def test_a_gans_logged_augment_probability_is_on_the_critics_device():
               latent_dim=8, augment=AdaptiveDiffAugment(interval=4))
     logs = gan.observe(torch.tensor(0.5, device="meta"), 16, 1)
     assert logs["augment_p"].device == torch.device("meta")
+
+
+# --- 2. each rank its own noise, the weights in sync; 5. each rank's random state --------
+
+
+def test_seed_rank_gives_each_rank_its_own_stream_and_no_two_runs_of_a_seed_sweep_one_stream():
+    def draws(seed: int, rank: int) -> tuple:
+        seed_rank(seed, rank)
+        return tuple(torch.randn(4).tolist()), float(np.random.rand()), random.random()
+
+    states = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    try:
+        assert draws(42, 1) == draws(42, 1)
+        assert draws(42, 0)[0] != draws(42, 1)[0]
+        assert draws(1, 1)[0] != draws(2, 0)[0]  # seed + rank would give seed=1's rank 1 seed=2's rank 0 stream
+    finally:
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
+
+
+def test_a_rank_saves_its_own_gpus_random_state_and_not_every_visible_ones(monkeypatch):
+    def every_gpu() -> list:
+        raise AssertionError("every visible GPU's state was read")
+
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", every_gpu)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": torch.tensor([device.index], dtype=torch.uint8))
+    state = random_state(torch.device("cuda", 1))
+    assert state["cuda"].tolist() == [1] and torch.equal(state["torch"], torch.get_rng_state())
+    assert "cuda" not in random_state(torch.device("cpu"))
+
+
+def test_an_earlier_checkpoints_list_of_gpu_states_restores_this_devices_alone_and_none_past_those_it_saw(monkeypatch):
+    restored = []
+
+    def every_gpu(states: list) -> None:
+        raise AssertionError("every saved GPU state was restored (fails where fewer GPUs are visible)")
+
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", every_gpu)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": restored.append((state.tolist(), device)))
+    legacy = {"torch": torch.get_rng_state(), "cuda": [torch.tensor([gpu], dtype=torch.uint8) for gpu in (0, 1)]}
+    restore_random_state(legacy, torch.device("cuda", 1))
+    restore_random_state(legacy, torch.device("cuda", 3))  # the checkpoint saw two GPUs
+    restore_random_state({**legacy, "cuda": torch.tensor([7], dtype=torch.uint8)}, torch.device("cuda", 0))
+    assert restored == [([1], torch.device("cuda", 1)), ([7], torch.device("cuda", 0))]
+
+
+def test_each_rank_restores_its_own_saved_state_and_an_earlier_checkpoints_only_on_rank_0():
+    first, second = {"torch": torch.zeros(1)}, {"torch": torch.ones(1)}
+    assert state_of_rank({"ranks": [first, second]}, 1) is second
+    assert state_of_rank({"ranks": [first, second]}, 2) is None  # more ranks now: the new one keeps its own seeding
+    assert state_of_rank(first, 0) is first and state_of_rank(first, 1) is None
+    assert state_of_rank(None, 0) is None
+
+
+@pytest.mark.slow
+def test_ddp_ranks_draw_their_own_noise_keep_one_set_of_weights_and_each_resumes_its_own_random_state(tmp_path):
+    make_mnist(tmp_path / "data", n_train=96)
+    data = f"paths.data_dir={tmp_path / 'data'}"
+    run, seen = tmp_path / "run", tmp_path / "probe"
+    first = train_ddp(*DDP, data, "trainer.max_epochs=2", *probe(seen), f"hydra.run.dir={run}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    rank0, rank1 = ranks(seen)
+    assert rank0["rank"] == 0 and rank1["rank"] == 1
+    assert not torch.equal(rank0["noise"], rank1["noise"]), "both ranks drew the same latents"
+    assert_same_parameters(rank0["parameters"], rank1["parameters"])
+
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["random_state"]["ranks"]
+    assert len(saved) == 2 and not torch.equal(saved[0]["torch"], saved[1]["torch"])
+    for rank, record in enumerate((rank0, rank1)):
+        assert torch.equal(saved[rank]["torch"], record["saved_states"][-1]), f"rank {rank}'s state at its last save"
+
+    resumed = train_ddp(f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "trainer.max_epochs=3", "trust_run=true",
+                        f"hydra.run.dir={tmp_path / 'resumed'}", cwd=tmp_path)  # trust: it names the probe's code
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for rank, record in enumerate(ranks(seen)):  # the resumed run's probe writes to the same folder
+        assert torch.equal(record["first_step_state"], saved[rank]["torch"]), f"rank {rank} restored another's state"

@@ -38,6 +38,8 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float | None:
 
     options = teacher_options(cfg)
     teacher = None if options is None else load_teacher(options, cfg.paths)
+    # alike on every DDP rank, so that the weights built next are too; once training starts each rank seeds its own
+    # draws from (seed, rank) (TrainingModule.setup)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, model, trainer = build(cfg, teacher)
     if checkpoint is not None:

@@ -19,7 +19,7 @@ from genlab.ema import ExponentialMovingAverage, build_ema
 from genlab.errors import ConfigError
 from genlab.families.base import Family
 from genlab.modules.guard import NonFiniteGuard
-from genlab.modules.progress import Progress, random_state, restore_random_state
+from genlab.modules.progress import Progress, gather_random_states, restore_random_state, seed_rank, state_of_rank
 from genlab.posthoc_ema import PosthocEMA, build_posthoc_ema
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
@@ -42,7 +42,8 @@ class TrainingModule(pl.LightningModule):
     applied to each optimizer (stepped per epoch, or after every update: `scheduler_interval`) and
     `clip_grad_norm`, the largest gradient norm a step may take. `ema` is the `model.ema` node (null:
     none), its `posthoc` node EDM2's power-function averages (genlab/posthoc_ema.py; null sigma_rels: none).
-    `on_nonfinite` says what a NaN or infinite loss does (genlab/modules/guard.py).
+    `on_nonfinite` says what a NaN or infinite loss does (genlab/modules/guard.py). `seed`: the run's, from which
+    each DDP rank seeds its own draws when training starts (None: the generators are left as they are).
     """
 
     def __init__(
@@ -51,12 +52,14 @@ class TrainingModule(pl.LightningModule):
         optimizer: Mapping[str, Any],
         ema: Mapping[str, Any] | None = None,
         on_nonfinite: str = "stop",
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.family = family
         self.optimizer_factories = dict(optimizer)
         self.guard = NonFiniteGuard(on_nonfinite)
         self.progress = Progress()
+        self.seed = seed
         # `model.ema`: an average of the family's image network, which samples then use
         self.ema: ExponentialMovingAverage | None = build_ema(family.image_network(), ema)
         # `model.ema.posthoc`: EDM2's averages, whose snapshots choose the EMA's length after training
@@ -147,6 +150,12 @@ class TrainingModule(pl.LightningModule):
         gives the loggers (its own counts batches, which mean different training for different families)."""
         self.log("step", float(self.progress.generator_steps))
 
+    def setup(self, stage: str) -> None:
+        # once the processes are up: each DDP rank draws its own noise from here on, while the weights, built
+        # before from the run's seed, are alike on every rank (and DDP broadcasts rank 0's anyway)
+        if stage == "fit" and self.seed is not None and self._trainer is not None and self.trainer.world_size > 1:
+            seed_rank(self.seed, self.trainer.global_rank)
+
     def on_fit_start(self) -> None:
         # what a family does once before training, outside its training time (trainer.max_time, timed checkpoints
         # count from on_train_start): reflow draws its teacher's pairs here, iCT learns the run's planned length
@@ -156,7 +165,10 @@ class TrainingModule(pl.LightningModule):
         if self._random_state_to_restore is not None:
             # a resumed run draws the noise the uninterrupted run would have drawn; restored here, at
             # its first batch, so that nothing Lightning runs before it (sanity checks) draws from it
-            restore_random_state(self._random_state_to_restore)
+            rank = self.trainer.global_rank if self._trainer is not None else 0
+            mine = state_of_rank(self._random_state_to_restore, rank)
+            if mine is not None:
+                restore_random_state(mine, self.device)
             self._random_state_to_restore = None
         # counted before the step, so that callbacks (the budget) see this batch at its end
         self.progress.batches += 1
@@ -174,7 +186,8 @@ class TrainingModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["progress"] = self.progress.state_dict()
-        checkpoint["random_state"] = random_state()
+        # every rank's generators, each restored by its own rank (a rank's CUDA state: its own device's only)
+        checkpoint["random_state"] = {"ranks": gather_random_states(self._trainer, self.device)}
         checkpoint["family_state"] = self.family.training_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
