@@ -12,13 +12,16 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from genlab.augment import AdaptiveDiffAugment
+from genlab.errors import DivergenceError
 from genlab.families.gan import GAN
+from genlab.modules.guard import NonFiniteGuard
 from genlab.modules.progress import random_state, restore_random_state, seed_rank, state_of_rank
 from genlab.nets.mlp import Discriminator, Generator
 from tests.conftest import Finished, make_mnist
@@ -162,3 +165,40 @@ def test_ddp_ranks_draw_their_own_noise_keep_one_set_of_weights_and_each_resumes
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for rank, record in enumerate(ranks(seen)):  # the resumed run's probe writes to the same folder
         assert torch.equal(record["first_step_state"], saved[rank]["torch"]), f"rank {rank} restored another's state"
+
+
+# --- 3. a non-finite loss decided by every rank -------------------------------------------
+
+
+def two_ranks(finite_elsewhere: bool, decisions: list) -> SimpleNamespace:
+    """A trainer of two processes, the other of which found its loss finite or not."""
+
+    def reduce_boolean_decision(decision: bool, all: bool = True) -> bool:
+        decisions.append(decision)
+        return decision and finite_elsewhere
+
+    return SimpleNamespace(world_size=2, global_step=3, current_epoch=0, checkpoint_callback=None,
+                           strategy=SimpleNamespace(reduce_boolean_decision=reduce_boolean_decision))
+
+
+def test_a_finite_loss_is_skipped_or_stops_where_another_rank_found_its_own_not_finite():
+    decisions: list = []
+    assert not NonFiniteGuard("skip").allows("train/d_loss", torch.tensor(1.0), two_ranks(False, decisions))
+    with pytest.raises(DivergenceError, match="train/d_loss became non-finite on another DDP process at step 3"):
+        NonFiniteGuard("stop").allows("train/d_loss", torch.tensor(1.0), two_ranks(False, decisions))
+    assert NonFiniteGuard("skip").allows("train/d_loss", torch.tensor(1.0), two_ranks(True, decisions))
+    assert not NonFiniteGuard("skip").allows("train/d_loss", torch.tensor(float("inf")), two_ranks(True, decisions))
+    assert decisions == [True, True, True, False]  # each rank's own verdict goes into the vote
+
+
+@pytest.mark.slow
+def test_a_critic_loss_not_finite_on_one_ddp_rank_is_skipped_by_both_and_the_run_goes_on(tmp_path):
+    make_mnist(tmp_path / "data", n_train=96)
+    seen = tmp_path / "probe"
+    result = train_ddp(*DDP, f"paths.data_dir={tmp_path / 'data'}", "on_nonfinite=skip", "trainer.max_epochs=1",
+                       *probe(seen, "nan_rank=1", "nan_critic_step=2"), f"hydra.run.dir={tmp_path / 'run'}",
+                       cwd=tmp_path, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = ranks(seen)
+    assert rank0["skipped_steps"] == rank1["skipped_steps"] == 1
+    assert_same_parameters(rank0["parameters"], rank1["parameters"])
