@@ -118,9 +118,11 @@ def build_module(cfg: DictConfig, teacher: Family | None = None) -> TrainingModu
     from hydra.utils import get_class
 
     from genlab.nets.speed import SpeedOptions, apply_speed_options
+    from genlab.regularizers import check_sync_batchnorm
 
     speed = SpeedOptions.from_config(cfg.get("speed"))
     family = build_family(cfg, teacher)
+    check_sync_batchnorm(family, cfg.get("trainer"))  # a penalty DDP's synchronised batch norm cannot differentiate
     loop = get_class(LOOPS[len(family.roles)])
     module = loop(family, optimizer=build_optimizers(cfg), ema=model_nodes(cfg)[1],
                   on_nonfinite=cfg.get("on_nonfinite", "stop"), seed=cfg.get("seed"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from types import MethodType
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import torch
@@ -156,12 +157,29 @@ def measure_batch_norm_statistics(network: nn.Module, make_batch: Callable[[], o
         m.momentum = None  # a cumulative average over the batches, not an exponential one
         m.train()
     try:
-        for _ in range(batches):
-            make_batch()
+        with local_batch_norm(norms):
+            for _ in range(batches):
+                make_batch()
     finally:
         for m, momentum, training in states:
             m.momentum = momentum
             m.train(training)
+
+
+@contextlib.contextmanager
+def local_batch_norm(norms: list[nn.Module]) -> Iterator[None]:
+    """Inside the block, SyncBatchNorm layers (trainer.sync_batchnorm under DDP) normalise with this process's batch
+    alone, as plain batch norm does. Standing statistics are measured on noise that every rank draws alike, by
+    whichever rank samples: rank 0 alone for the sample grid, where SyncBatchNorm would wait for ever for the
+    others' batches."""
+    synced = [m for m in norms if isinstance(m, nn.SyncBatchNorm)]
+    for m in synced:
+        m.forward = MethodType(nn.modules.batchnorm._BatchNorm.forward, m)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for m in synced:
+            del m.forward
 
 
 def _tensors(network: nn.Module) -> list[Tensor]:

@@ -19,9 +19,9 @@ A null entry (`model.regularizers.gradient_penalty=null`) turns one off.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Mapping, NamedTuple, Protocol, Sequence
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from genlab.errors import ConfigError, is_non_negative_number, is_positive_integer, is_positive_number, require
 from genlab.nets.speed import eager
@@ -44,6 +44,9 @@ class Term(NamedTuple):
 class Regularizer:
     """Does nothing until a subclass overrides a hook."""
 
+    # whether its critic term differentiates the critic twice (a gradient penalty): SyncBatchNorm cannot
+    differentiates_twice = False
+
     def critic_term(self, gan: GANFamily, real: Tensor, fake: Tensor, labels: Tensor | None, step: int) -> Term | None:
         """A term added to the critic's training loss at critic step `step` (from 1; `fake` is detached), or None."""
         return None
@@ -58,6 +61,8 @@ class Regularizer:
 
 class GradientPenalty(Regularizer):
     """WGAN-GP (Gulrajani et al. 2017): `weight` * E[(||grad f(x_hat)||_2 - 1)^2] on random interpolates."""
+
+    differentiates_twice = True
 
     def __init__(self, weight: float = 10.0) -> None:
         require(is_non_negative_number(weight), "model.regularizers.gradient_penalty.weight", weight, "a number >= 0")
@@ -79,6 +84,7 @@ class ZeroCenteredPenalty(Regularizer):
 
     name = "zero_centered"
     on = "real"
+    differentiates_twice = True
 
     def __init__(self, gamma: float = 10.0, interval: int = 1) -> None:
         key = f"model.regularizers.{self.name}"
@@ -162,3 +168,30 @@ class AuxiliaryClassifier(Regularizer):
     def generator_term(self, gan: GANFamily, fake: Tensor, labels: Tensor | None) -> Term:
         loss = auxiliary_class_loss(self._logits(gan, fake), self._labels(labels))
         return Term(self.weight * loss, loss.detach())
+
+
+
+def check_sync_batchnorm(family: Any, trainer: Mapping[str, Any] | None) -> None:
+    """Refuse a gradient penalty (WGAN-GP's, R1, R2) on a batch-norm critic that DDP would synchronise
+    (trainer.sync_batchnorm=true, as trainer=ddp sets): SyncBatchNorm's backward cannot be differentiated again, and
+    the run would crash at its first penalised step on the GPUs. Checked when the model is built, before training."""
+    if not trainer or not trainer.get("sync_batchnorm") or processes(trainer) == 1:
+        return
+    critic = getattr(family, "discriminator", None)
+    if critic is None or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in critic.modules()):
+        return
+    for name, regularizer in getattr(family, "regularizers", {}).items():
+        if regularizer.differentiates_twice:
+            raise ConfigError(f"model.regularizers.{name} differentiates the critic twice, which its synchronised batch"
+                              " norm (trainer.sync_batchnorm=true) cannot: add trainer.sync_batchnorm=false, or give"
+                              " the critic no batch norm (model.net.discriminator.norm=layer)")
+
+
+def processes(trainer: Mapping[str, Any]) -> int | None:
+    """How many training processes `trainer` starts (None where Lightning counts them: devices=auto or -1)."""
+    devices, nodes = trainer.get("devices"), trainer.get("num_nodes") or 1
+    if isinstance(devices, int) and devices > 0:
+        return devices * nodes
+    if isinstance(devices, Sequence) and not isinstance(devices, str):
+        return len(devices) * nodes
+    return None

@@ -6,6 +6,7 @@ The DDP tests run `genlab train trainer=ddp_cpu`: two gloo processes on the CPU,
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import signal
@@ -17,13 +18,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from genlab.augment import AdaptiveDiffAugment
-from genlab.errors import DivergenceError
+from genlab.ema import measure_batch_norm_statistics
+from genlab.errors import ConfigError, DivergenceError
 from genlab.families.gan import GAN
 from genlab.modules.guard import NonFiniteGuard
 from genlab.modules.progress import random_state, restore_random_state, seed_rank, state_of_rank
 from genlab.nets.mlp import Discriminator, Generator
+from genlab.regularizers import GradientPenalty, R1Penalty, WeightClipping, check_sync_batchnorm
 from tests.conftest import Finished, make_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,3 +206,61 @@ def test_a_critic_loss_not_finite_on_one_ddp_rank_is_skipped_by_both_and_the_run
     rank0, rank1 = ranks(seen)
     assert rank0["skipped_steps"] == rank1["skipped_steps"] == 1
     assert_same_parameters(rank0["parameters"], rank1["parameters"])
+
+
+# --- 4. SyncBatchNorm: no double backward, no collective on one rank -----------------------
+
+
+def critic(norm: nn.Module) -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 6), norm, nn.Linear(6, 1))
+
+
+def test_a_gradient_penalty_on_a_batch_norm_critic_is_refused_by_key_where_ddp_synchronises_batch_norm():
+    ddp = {"sync_batchnorm": True, "devices": 2}
+    for penalty in (GradientPenalty(), R1Penalty()):
+        gan = SimpleNamespace(discriminator=critic(nn.BatchNorm1d(6)), regularizers={"penalty": penalty})
+        with pytest.raises(ConfigError, match=r"model.regularizers.penalty differentiates the critic twice.*"
+                                              r"trainer.sync_batchnorm=false.*model.net.discriminator.norm=layer"):
+            check_sync_batchnorm(gan, ddp)
+        with pytest.raises(ConfigError):  # devices: auto or -1, counted by Lightning: may be several
+            check_sync_batchnorm(gan, {"sync_batchnorm": True, "devices": "auto"})
+        for fits in ({**ddp, "sync_batchnorm": False}, {**ddp, "devices": 1}, {**ddp, "devices": [3]}, None):
+            check_sync_batchnorm(gan, fits)  # one process: SyncBatchNorm is plain batch norm there
+    check_sync_batchnorm(SimpleNamespace(discriminator=critic(nn.BatchNorm1d(6)),
+                                         regularizers={"weight_clipping": WeightClipping()}), ddp)
+    check_sync_batchnorm(SimpleNamespace(discriminator=critic(nn.LayerNorm(6)),
+                                         regularizers={"penalty": GradientPenalty()}), ddp)
+    check_sync_batchnorm(SimpleNamespace(), ddp)  # a family with no critic
+
+
+@pytest.mark.slow
+def test_ddp_with_sync_batchnorm_refuses_a_gradient_penalty_on_a_batch_norm_critic_in_one_line(tmp_path):
+    make_mnist(tmp_path / "data", n_train=96)
+    result = train_ddp(*DDP, f"paths.data_dir={tmp_path / 'data'}", "model=wgan_gp", "model.net.discriminator.norm=batch",
+                       "trainer.max_epochs=1", "+trainer.sync_batchnorm=true", f"hydra.run.dir={tmp_path / 'run'}",
+                       cwd=tmp_path, timeout=180)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("genlab: error:")]
+    assert errors and "model.regularizers.gradient_penalty differentiates the critic twice" in errors[0]
+    assert "trainer.sync_batchnorm=false" in errors[0]
+
+
+def test_standing_statistics_under_sync_batchnorm_are_this_processes_own_as_plain_batch_norms(tmp_path):
+    """Rank 0 measures them alone for the sample grid: through SyncBatchNorm's collectives it would wait for ever
+    (on the CPU SyncBatchNorm refuses at once, which shows the same road)."""
+    plain = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6))
+    synced = nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(plain))
+    batches = [torch.randn(8, 4, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        for network in (plain, synced):
+            feed = iter(batches)
+            measure_batch_norm_statistics(network, lambda: network(next(feed)), len(batches))
+    finally:
+        torch.distributed.destroy_process_group()
+    with torch.no_grad():  # the plain mean over the batches of each batch's mean and (unbiased) variance
+        features = [plain[0](batch) for batch in batches]
+    assert torch.allclose(synced[1].running_mean, torch.stack([f.mean(0) for f in features]).mean(0), atol=1e-6)
+    assert torch.allclose(synced[1].running_var, torch.stack([f.var(0) for f in features]).mean(0), atol=1e-6)
+    assert torch.allclose(plain[1].running_mean, synced[1].running_mean, atol=1e-6)
+    assert "forward" not in vars(synced[1]), "SyncBatchNorm synchronises again after the measurement"
