@@ -22,7 +22,6 @@ update count in its state_dict), so the average is saved, restored and moved wit
 from __future__ import annotations
 
 import contextlib
-import math
 from types import MethodType
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
@@ -85,14 +84,25 @@ class ExponentialMovingAverage(nn.Module):
         self._statistics_of_update: int | None = None  # which average the standing statistics were measured for
         # a copy made before speed.compile wraps the network, and never called: sampling swaps its
         # weights into the (possibly compiled) network itself, so nothing is compiled twice
-        self.averaged = AveragedModel(network, multi_avg_fn=self._average, use_buffers=False)
+        self.averaged = AveragedModel(network, use_buffers=False)
         self.averaged.requires_grad_(False)  # no optimizer and no DDP gradient reduction touch it
         self.averaged.update_parameters(network)  # ema_0 = w_0 (AveragedModel's first update copies)
+        # the updates as a Python int, read from the saved count once after a load: AveragedModel's own
+        # update reads its count on the host (two GPU syncs per generator step), and the ramp would read it a third time
+        self._updates: int | None = 0
+        self.register_load_state_dict_post_hook(ExponentialMovingAverage._loaded)
+
+    @staticmethod
+    def _loaded(module: nn.Module, incompatible: Any) -> None:
+        assert isinstance(module, ExponentialMovingAverage)
+        module._updates = None
 
     @property
     def updates(self) -> int:
         """How many updates the average has had since w_0."""
-        return int(self.averaged.n_averaged.item()) - 1
+        if self._updates is None:
+            self._updates = int(self.averaged.n_averaged.item()) - 1
+        return self._updates
 
     def decay_at(self, update: int) -> float:
         """The decay that update number `update` (1, 2, ...) uses."""
@@ -103,16 +113,16 @@ class ExponentialMovingAverage(nn.Module):
         return min(self.decay, 0.5 ** (1 / (self.rampup * update)))
 
     @torch.no_grad()
-    def _average(self, averaged: list[Tensor], current: list[Tensor], n_averaged: Tensor) -> None:
-        # n_averaged updates (w_0's copy included) came before: this is update n_averaged
-        # (read, a device sync, only while a warm-up or ramp needs it)
-        update = int(n_averaged.item()) if self.warmup or self.rampup is not None else math.inf
-        torch._foreach_lerp_(averaged, current, 1 - self.decay_at(update))
-
-    @torch.no_grad()
     def update(self, network: nn.Module) -> None:
-        """Average in `network`'s current weights: call after each of its optimizer steps (on every DDP rank alike)."""
-        self.averaged.update_parameters(network)
+        """Average in `network`'s current weights and copy its buffers: call after each of its optimizer steps (on
+        every DDP rank alike). No device sync: the update's number is counted here, on the host."""
+        update = self.updates + 1
+        averaged = list(self.averaged.module.parameters())
+        torch._foreach_lerp_(averaged, [p.detach() for p in network.parameters()], 1 - self.decay_at(update))
+        for mine, theirs in zip(self.averaged.module.buffers(), network.buffers(), strict=True):
+            mine.copy_(theirs)
+        self.averaged.n_averaged.add_(1)
+        self._updates = update
 
     @contextlib.contextmanager
     def swapped_into(self, network: nn.Module, make_batch: Callable[[int], object] | None = None) -> Iterator[None]:

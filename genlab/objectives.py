@@ -7,6 +7,7 @@ They sit side by side so that they can be compared line by line with their paper
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import torch
@@ -194,13 +195,27 @@ ADVERSARIAL_LOSSES: dict[str, AdversarialLoss] = {
 }
 
 
+def on_float32_scores(loss: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """`loss` computed on float32 scores. Under mixed precision a critic's scores come in float16 or bfloat16, in
+    which a mean or a square loses digits, and float16's overflows past 65504 into the inf that on_nonfinite takes
+    for divergence."""
+
+    @functools.wraps(loss)
+    def in_float32(*scores: Tensor | None) -> Tensor:
+        return loss(*(None if s is None else s.float() for s in scores))
+
+    return in_float32
+
+
 def adversarial_loss(name: str) -> AdversarialLoss:
-    """Look a loss up by its config name (`model.loss`), listing the valid names when it is unknown."""
+    """Look a loss up by its config name (`model.loss`), listing the valid names when it is unknown; its two
+    players' losses take float32 scores whatever the training precision."""
     try:
-        return ADVERSARIAL_LOSSES[name]
+        loss = ADVERSARIAL_LOSSES[name]
     except KeyError:
         valid = ", ".join(sorted(ADVERSARIAL_LOSSES))
         raise ConfigError(f"model.loss={name!r} is not a known adversarial loss; choose one of: {valid}") from None
+    return loss._replace(discriminator=on_float32_scores(loss.discriminator), generator=on_float32_scores(loss.generator))
 
 
 # --- VAE (Kingma & Welling 2013) ------------------------------------------------------

@@ -21,12 +21,13 @@ import torch
 from torch import nn
 
 from genlab.augment import AdaptiveDiffAugment
-from genlab.ema import measure_batch_norm_statistics
+from genlab.ema import ExponentialMovingAverage, measure_batch_norm_statistics
 from genlab.errors import ConfigError, DivergenceError
 from genlab.families.gan import GAN
 from genlab.modules.guard import NonFiniteGuard
 from genlab.modules.progress import random_state, restore_random_state, seed_rank, state_of_rank
 from genlab.nets.mlp import Discriminator, Generator
+from genlab.objectives import ADVERSARIAL_LOSSES, adversarial_loss
 from genlab.regularizers import GradientPenalty, R1Penalty, WeightClipping, check_sync_batchnorm
 from tests.conftest import Finished, make_mnist
 
@@ -264,3 +265,64 @@ def test_standing_statistics_under_sync_batchnorm_are_this_processes_own_as_plai
     assert torch.allclose(synced[1].running_var, torch.stack([f.var(0) for f in features]).mean(0), atol=1e-6)
     assert torch.allclose(plain[1].running_mean, synced[1].running_mean, atol=1e-6)
     assert "forward" not in vars(synced[1]), "SyncBatchNorm synchronises again after the measurement"
+
+
+# --- 6. no host read per step; losses in float32 ---------------------------------------------
+
+
+def no_host_reads(monkeypatch) -> None:
+    def read_back(*args, **kwargs):
+        raise AssertionError("a training step read a tensor back to the host (a GPU sync)")
+
+    for name in ("item", "__bool__", "__int__", "__float__", "tolist"):
+        monkeypatch.setattr(torch.Tensor, name, read_back)
+
+
+def test_an_ema_update_reads_nothing_back_from_the_device_and_counts_on_after_a_load(monkeypatch):
+    network = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    ema = ExponentialMovingAverage(network, decay=0.9, warmup=1, rampup=0.5)
+    weights = []
+    with monkeypatch.context() as patched:
+        no_host_reads(patched)
+        for _ in range(2):
+            with torch.no_grad():
+                for parameter in network.parameters():
+                    parameter.add_(1.0)
+                network[1].running_mean.add_(2.0)
+            weights.append([p.detach().clone() for p in network.parameters()])
+            ema.update(network)
+    # update 1 copies (warmup); update 2 keeps min(0.9, 0.5 ** (1 / (0.5 * 2))) = 0.5 of the average
+    for averaged, first, second in zip(ema.averaged.module.parameters(), *weights):
+        assert torch.allclose(averaged, 0.5 * first + 0.5 * second)
+    assert torch.equal(ema.averaged.module[1].running_mean, network[1].running_mean)
+    fresh = ExponentialMovingAverage(nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)), decay=0.9, warmup=1, rampup=0.5)
+    fresh.load_state_dict(ema.state_dict())
+    assert ema.updates == fresh.updates == 2 and fresh.decay_at(fresh.updates + 1) == min(0.9, 0.5 ** (1 / 1.5))
+
+
+def test_an_ict_training_batch_reads_nothing_back_from_the_device_and_its_curriculum_resumes(monkeypatch):
+    from genlab.families.consistency import ConsistencyTraining
+    from tests.test_few_step import SHAPE, unet
+
+    family = ConsistencyTraining({"denoiser": unet()}, SHAPE, curriculum_steps=80, start_steps=10, end_steps=40)
+    images = torch.rand(2, *SHAPE) * 2 - 1
+    with monkeypatch.context() as patched:
+        no_host_reads(patched)
+        for _ in range(27):
+            family.loss(images, None)
+    assert int(family.iterations) == 27 and family.discretisation() == 21
+    fresh = ConsistencyTraining({"denoiser": unet()}, SHAPE, curriculum_steps=80, start_steps=10, end_steps=40)
+    fresh.load_state_dict(family.state_dict())
+    assert fresh.discretisation() == 21  # the count read back once, after the load
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_every_adversarial_loss_is_computed_on_float32_scores_under_mixed_precision(dtype):
+    # a least-squares critic's 300 squared is 89401: past float16's largest number, 65504
+    real, fake = torch.tensor([300.0, -2.0, 0.5]).to(dtype), torch.tensor([-280.0, 1.0, 0.25]).to(dtype)
+    for name, exact in ADVERSARIAL_LOSSES.items():
+        loss = adversarial_loss(name)
+        critic, generator = loss.discriminator(real, fake), loss.generator_loss(fake, real)
+        assert critic.dtype == generator.dtype == torch.float32, name
+        assert torch.allclose(critic, exact.discriminator(real.float(), fake.float())), name
+        assert torch.allclose(generator, exact.generator_loss(fake.float(), real.float())), name

@@ -79,6 +79,9 @@ class ConsistencyTraining(Denoising):
         self.huber_c = float(huber_c) * math.sqrt(math.prod(image_shape))
         # training batches so far: where the curriculum is (saved with the weights, so a resumed run goes on from it)
         self.register_buffer("iterations", torch.zeros((), dtype=torch.long))
+        # the same count as a Python int, read from the buffer once after a load: no GPU sync per training batch
+        self._iterations: int | None = 0
+        self.register_load_state_dict_post_hook(ConsistencyTraining._loaded)
         if "steps" in self.sampler_defaults:
             check_steps(self.sampler_defaults["steps"])
 
@@ -100,14 +103,26 @@ class ConsistencyTraining(Denoising):
         if self.curriculum_steps is None:
             raise ConfigError("model.curriculum_steps is null and the run's length is no number of batches"
                               " (trainer.max_time alone?): set budget.generator_steps=N or model.curriculum_steps=N")
-        return discretisation_steps(int(self.iterations), self.curriculum_steps, self.start_steps, self.end_steps)
+        return discretisation_steps(self.batches_trained, self.curriculum_steps, self.start_steps, self.end_steps)
+
+    @property
+    def batches_trained(self) -> int:
+        """The training batches so far (the `iterations` buffer, counted on the host)."""
+        if self._iterations is None:
+            self._iterations = int(self.iterations)
+        return self._iterations
+
+    @staticmethod
+    def _loaded(module: nn.Module, incompatible: Any) -> None:
+        module._iterations = None  # type: ignore[assignment]
 
     def terms(self, images: Tensor, labels: Tensor | None, generator: torch.Generator | None = None) -> Terms:
         """lambda(sigma_i) d(f(x + sigma_(i+1) z, sigma_(i+1)), sg f(x + sigma_i z, sigma_i)), averaged over the batch."""
-        sigmas = karras_sigmas(self.discretisation(), self.sigma_min, self.sigma_max, self.rho).to(images.device)
+        # the levels and the draw of each image's pair on the CPU, where the draw is made: no GPU sync per batch
+        sigmas = karras_sigmas(self.discretisation(), self.sigma_min, self.sigma_max, self.rho)
         probabilities = level_probabilities(sigmas, self.p_mean, self.p_std).float()
-        index = torch.multinomial(probabilities.cpu(), len(images), replacement=True, generator=generator).to(images.device)
-        low, high = sigmas[index].float(), sigmas[index + 1].float()
+        index = torch.multinomial(probabilities, len(images), replacement=True, generator=generator)
+        low, high = sigmas[index].float().to(images.device), sigmas[index + 1].float().to(images.device)
         noise = self.draw(tuple(images.shape), generator)
         noisier = images + high.view(-1, 1, 1, 1) * noise
         with torch.no_grad():
@@ -128,6 +143,7 @@ class ConsistencyTraining(Denoising):
 
     def loss(self, images: Tensor, labels: Tensor | None) -> Terms:
         terms = self.terms(images, self.dropped(labels))
+        self._iterations = self.batches_trained + 1
         self.iterations += 1
         return terms
 
