@@ -158,3 +158,21 @@ def test_speed_options_are_checked_by_name_and_type():
     with pytest.raises(ConfigError, match="speed.channels_last='yes' is not valid"):
         SpeedOptions.from_config({"channels_last": "yes"})
     assert SpeedOptions.from_config(None) == SpeedOptions()
+
+
+# MeanFlow's target is a JVP (torch.func.jvp) through the UNet: a compiled UNet must give it the eager values
+MEANFLOW = ("trainer=cpu", "debug=limit", "trainer.enable_progress_bar=false", "data.batch_size=16", "data.val_size=16",
+            "callbacks=none", "~logger", "model=meanflow", "model.net.denoiser.width=8", "model.unequal_share=0.5")
+
+
+@pytest.mark.slow
+def test_a_compiled_meanflow_unet_trains_to_the_eager_losses_through_its_jvp(compose_train, fake_data_root):
+    data = ("data=mnist", f"paths.data_dir={fake_data_root}")
+    _, _, eager = fit(compose_train(*MEANFLOW, *data))
+    cfg = compose_train(*MEANFLOW, *data, "speed.compile=true", "speed.compile_options={backend:aot_eager}")
+    pl.seed_everything(0, verbose=False)
+    datamodule, module, trainer = build(cfg)
+    calls = record_first_conv(module.family.denoiser)
+    trainer.fit(module, datamodule=datamodule)
+    assert any(call["compiling"] for call in calls), "the UNet was traced by torch.compile"
+    assert_same_metrics({k: float(v) for k, v in trainer.callback_metrics.items()}, eager, rel=1e-4)

@@ -8,7 +8,7 @@ Conditional models train classifier-free guidance in (omega, kappa): their one-s
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +20,7 @@ from genlab.diffusion.samplers import check_steps
 from genlab.errors import ConfigError, is_non_negative_number, is_number, require
 from genlab.families.base import Terms
 from genlab.families.denoising import Denoising
+from genlab.nets.speed import eager
 
 # the net sees t * TIME_SCALE and (t - r) * TIME_SCALE, so its sinusoids span the range DDPM's 1000 steps give them
 TIME_SCALE = 1000.0
@@ -77,9 +78,10 @@ class MeanFlow(Denoising):
         if "steps" in self.sampler_defaults:
             check_steps(self.sampler_defaults["steps"])
 
-    def average_velocity(self, z: Tensor, r: Tensor, t: Tensor, labels: Tensor | None) -> Tensor:
-        """u(z, r, t): the net at time t and duration t - r."""
-        return self.denoiser(z, t * TIME_SCALE, labels, (t - r) * TIME_SCALE)
+    def average_velocity(self, z: Tensor, r: Tensor, t: Tensor, labels: Tensor | None,
+                         net: Callable[..., Tensor] | None = None) -> Tensor:
+        """u(z, r, t): the net (`net`: another way of calling it) at time t and duration t - r."""
+        return (net or self.denoiser)(z, t * TIME_SCALE, labels, (t - r) * TIME_SCALE)
 
     def sample_time_pairs(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """(r, t): one draw from each logit-normal, t the larger, and r = t on a share 1 - `unequal_share`."""
@@ -108,8 +110,12 @@ class MeanFlow(Denoising):
         and the plain squared error per pixel."""
         z = noisy(images, noise, t)
         velocity = self.velocity_for_target(z, t, noise - images, labels)
+        # the JVP goes through the net's eager forward: torch.func.jvp of a compiled module called from eager code is
+        # unsupported (pytorch/pytorch#128711) and would make torch.compile fall back to eager for every call
+        forward = eager(self.denoiser)
         target = average_velocity_target(
-            lambda rows: lambda z_, r_, t_: self.average_velocity(z_, r_, t_, None if labels is None else labels[rows]),
+            lambda rows: lambda z_, r_, t_: self.average_velocity(z_, r_, t_, None if labels is None else labels[rows],
+                                                                  forward),
             z, r, t, velocity)
         loss, squared_error = adaptive_weighted_loss(self.average_velocity(z, r, t, labels), target,
                                                      self.adaptive_power, self.adaptive_c)
