@@ -137,6 +137,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurements")
     parser.add_argument("--sampling-only", action="store_true",
                         help="only the sampling speeds (no training throughput, options or start-up)")
+    parser.add_argument("--runs", nargs="+", default=[], metavar="NAME=CKPT",
+                        help="also time the sampling of trained runs' checkpoints (as genlab eval rebuilds them), under"
+                             " NAME: a many-step family's samplers if NAME is one, else 1, 2 and 4 steps of its own")
     parser.add_argument("--json", type=Path, help="also save every measurement here")
     args = parser.parse_args()
     unknown = set(args.options) - {"all", "tricks", "none", *OPTIONS}
@@ -273,21 +276,16 @@ def measure_throughput(args: argparse.Namespace, device: torch.device, options: 
 
 def measure_sampling(args: argparse.Namespace, device: torch.device) -> dict[str, list[dict[str, float | str]]]:
     """Images/s of `sample()` per sampler and step count (one-pass families: one call), best of `repeats` calls
-    of `--sample-images` images (untrained networks: the speed does not depend on the weights)."""
-    from genlab.builder import build_module
-
+    of `--sample-images` images (untrained networks, whose speed does not depend on the weights, and --runs)."""
     results: dict[str, list[dict[str, float | str]]] = {}
-    for model in args.models:
-        with tempfile.TemporaryDirectory(prefix="genlab-bench-") as scratch:
-            cfg = compose_train(model, args.batch_size, device, 1, Path(scratch))
-        module = build_module(cfg).to(device)
-        # one-pass families (GANs, VAEs): one network evaluation per image, no sampler to choose
-        samplers = SAMPLERS.get(model, ((None, 1),))
-        first_call = {"steps": 1} if model in SAMPLERS else {}
+    for model, module, samplers in sampling_modules(args, device):
+        first_call = {"steps": 1} if samplers[0][0] is not None else {}
         module.sample(2, generator=torch.Generator().manual_seed(0), **first_call)  # first-call set-up, untimed
         results[model] = []
         for method, steps in samplers:
             options = {"steps": steps} if method == "steps" else {"method": method, "steps": steps} if method else {}
+            if method == "steps" and "method" in module.family.sampler_options():  # reflow, cd: their own method
+                options["method"] = module.family.sampler_settings({})["method"]
             seconds = []
             for repeat in range(args.repeats):
                 start = time.perf_counter()
@@ -302,6 +300,26 @@ def measure_sampling(args: argparse.Namespace, device: torch.device) -> dict[str
             results[model].append(row)
             print(f"  sampling {model:<6} {row['method']:>8} {steps:>4} steps: {row['images_per_second']:8.1f} img/s", file=sys.stderr)
     return results
+
+
+def sampling_modules(args: argparse.Namespace, device: torch.device):
+    """(name, module, samplers) for each of --models (untrained: the speed does not depend on the weights) and
+    --runs (trained checkpoints, rebuilt from their run folders as genlab eval does)."""
+    from genlab.builder import build_module
+    from genlab.run.load import load_model, load_run_config
+
+    for model in args.models:
+        with tempfile.TemporaryDirectory(prefix="genlab-bench-") as scratch:
+            cfg = compose_train(model, args.batch_size, device, 1, Path(scratch))
+        # one-pass families (GANs, VAEs): one network evaluation per image, no sampler to choose
+        yield model, build_module(cfg).to(device), SAMPLERS.get(model, ((None, 1),))
+    for entry in args.runs:
+        name, _, ckpt = entry.partition("=")
+        if not ckpt:
+            raise SystemExit(f"--runs {entry}: give NAME=CKPT, e.g. creflow=outputs/.../checkpoints/last.ckpt")
+        module = load_model(ckpt, load_run_config(ckpt), device)
+        samplers = SAMPLERS.get(name, _FEW_STEPS if module.family.sampler_options() else ((None, 1),))
+        yield name, module, samplers
 
 
 # --- the EMA's standing statistics (paid when sampling, not per training batch) ------------------

@@ -117,6 +117,30 @@ def test_the_conditional_few_step_families_train_on_cifar10_files(workdir, model
     assert json.loads((run_dir / "summary.json").read_text())["generator_steps"] == 4
 
 
+@pytest.mark.slow
+def test_reflow_and_consistency_distillation_of_a_cflow_run_on_cifar10_files(workdir):
+    root = workdir / "data_distil"
+    make_cifar10(root)
+    cifar = ("data=cifar10", f"paths.data_dir={root}", "debug=limit", "trainer.max_epochs=1",
+             "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "data.val_size=16",
+             "model.net.denoiser.width=8", "model.net.denoiser.attention_resolutions=[8]", "callbacks.sample_quality=null",
+             "callbacks.best_checkpoint=null")
+    teacher = workdir / "cifar_cflow"
+    result = run_genlab("train", "model=cflow", *cifar, "budget.generator_steps=2", f"hydra.run.dir={teacher}",
+                        cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for student, extra in (("creflow", ("model.pairs=32", "model.pair_batch_size=16",
+                                        "model.teacher.sampler={method:euler,steps:2}")), ("ccd", ())):
+        run_dir = workdir / f"cifar_{student}"
+        result = run_genlab("train", f"model={student}", f"model.teacher.ckpt_path={checkpoint_of(teacher)}", *cifar,
+                            *extra, "budget.generator_steps=2", f"hydra.run.dir={run_dir}", cwd=workdir)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads((run_dir / "summary.json").read_text())["generator_steps"] == 2
+        result = run_genlab("sample", f"ckpt_path={checkpoint_of(run_dir)}", "n=4", "sampler={steps:2}",
+                            f"hydra.run.dir={workdir / f'cifar_{student}_sample'}", cwd=workdir)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def flow_teacher(workdir) -> Path:
     run_dir = workdir / "flow_teacher"
@@ -127,18 +151,20 @@ def flow_teacher(workdir) -> Path:
 
 
 @pytest.mark.slow
-def test_reflow_distils_a_flow_run_into_a_one_step_student(flow_teacher, workdir):
-    run_dir = workdir / "reflow"
+@pytest.mark.parametrize("student", [(), ("model.init_from_teacher=false", "model.net.denoiser.channel_mults=[1,2]",
+                                          "model.net.denoiser.attention_resolutions=[]")], ids=["teachers_net", "smaller"])
+def test_reflow_distils_a_flow_run_into_a_one_step_student(flow_teacher, workdir, student):
+    run_dir = workdir / f"reflow_{len(student)}"
     result = run_genlab("train", "model=reflow", f"model.teacher.ckpt_path={checkpoint_of(flow_teacher)}",
                         "model.pairs=48", "model.pair_batch_size=16", "model.teacher.sampler={method:euler,steps:4}",
-                        *TINY, f"hydra.run.dir={run_dir}", *judge(workdir), cwd=workdir)
+                        *TINY, *student, f"hydra.run.dir={run_dir}", *judge(workdir), cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "48 teacher pairs drawn in" in (run_dir / "train.log").read_text()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and math.isfinite(summary["metrics"]["val/fid"])
     # the student is judged without its teacher: eval rebuilds it from its own run folder
     result = run_genlab("eval", f"ckpt_path={checkpoint_of(run_dir)}", "n_samples=32", "batch_size=32", "progress=false",
-                        f"hydra.run.dir={workdir / 'reflow_eval'}", *judge(workdir), cwd=workdir)
+                        f"hydra.run.dir={workdir / f'reflow_eval_{len(student)}'}", *judge(workdir), cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     entry = next(iter(json.loads((run_dir / "checkpoints" / "metrics.json").read_text()).values()))
     assert entry["protocol"]["sampler"] == {"method": "euler", "steps": 1, "evaluations": 1}
