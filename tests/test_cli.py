@@ -36,7 +36,7 @@ def test_train_help_shows_the_config_groups_and_their_options(tmp_path):
     for line in result.stdout.splitlines():  # the groups' lines come first, the composed config's after
         if line[:1].isalpha() and ":" in line:
             groups.setdefault(*line.split(":", 1))
-    assert groups["data"].split() == ["cifar10,", "mnist,", "mnist_mini"]
+    assert groups["data"].split() == ["cifar10,", "folder,", "mnist,", "mnist_mini"]
     assert groups["model/net"].split() == ["conv_vae,", "cyclegan,", "dcgan,", "dcgan_auxiliary,", "dcgan_projection,",
                                            "dcgan_projection_small,", "dcgan_small,", "mlp,", "palette_unet,", "pix2pix,", "unet"]
     assert groups["optimizer"].split() == ["adam,", "adam_fast,", "adam_r3gan,", "adam_unet,", "adam_vae,", "adam_wgan_gp,",
