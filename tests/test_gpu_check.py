@@ -126,20 +126,70 @@ def test_a_stage_over_its_budget_is_stopped_and_keeps_its_rows(gpu_check, tmp_pa
     assert "| sampling speed | stopped at its budget of 0 s |" in section and "| ddpm | dpm++ |" in section
 
 
+def test_the_wrapper_runs_the_script_with_its_arguments_and_the_launch_time(tmp_path):
+    """scripts/gpu_check.sh execs $PYTHON scripts/gpu_check.py with the arguments it was given, naming itself as the
+    launcher and the second it started (the check's budget counts from there)."""
+    stub = tmp_path / "python"
+    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$GPU_CHECK_LAUNCHER" "$GPU_CHECK_STARTED" "$@"\n')
+    stub.chmod(0o755)
+    before = time.time()
+    result = subprocess.run([str(SCRIPTS / "gpu_check.sh"), "--out", "a b.md", "--budget-minutes", "6"],
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHON": str(stub)})
+    assert result.returncode == 0, result.stderr
+    launcher, started, *argv = result.stdout.splitlines()
+    assert launcher == "scripts/gpu_check.sh" and before - 1 <= float(started) <= time.time() + 1
+    assert argv == [str(SCRIPTS / "gpu_check.py"), "--out", "a b.md", "--budget-minutes", "6"]
+
+
+def in_process_genlab(command, stdout=None, cwd=None, **options):
+    """subprocess.run for scripts/gpu_check.py's `genlab` commands: run in this process (conftest.run_genlab, the
+    same code from genlab/cli.py on, without seconds of imports each), its output into the log as the process's
+    would be. DDP re-executes its command line for its ranks, so `trainer=ddp...` and everything else runs as a
+    process of its own."""
+    from benchmark import genlab_executable
+
+    from tests.conftest import run_genlab
+
+    if command[0] != genlab_executable() or any(str(arg).startswith("trainer=ddp") for arg in command):
+        return subprocess.run(command, stdout=stdout, cwd=cwd, **options)
+    finished = run_genlab(*command[1:], cwd=cwd)
+    stdout.write(finished.stdout + finished.stderr)
+    stdout.flush()
+    return subprocess.CompletedProcess(command, finished.returncode)
+
+
 @pytest.mark.slow
-def test_the_cpu_mode_writes_a_dated_section_with_every_stage_and_names_the_skipped_ones(tmp_path):
-    """The whole check as a user starts it, without CUDA: every stage that can run at toy sizes (one torch thread)."""
+def test_the_cpu_mode_writes_a_dated_section_with_every_stage_and_names_the_skipped_ones(gpu_check, tmp_path,
+                                                                                        monkeypatch, capsys):
+    """The whole check as scripts/gpu_check.sh starts it, without CUDA: every stage that can run at toy sizes (one
+    torch thread). In this process, and its non-DDP `genlab` commands too (the DDP run as a process of its own)."""
+    import logging
+    import types
+
     out = tmp_path / "benchmarks.md"
     out.write_text("# Benchmarks\n\nWhat came before.\n\n## 2026-12-04, CPU\n\nAn older section.\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([str(SCRIPTS / "gpu_check.sh"), "--out", str(out), "--budget-minutes", "6"],
-                            capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    assert "NO CUDA DEVICE" in result.stderr
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("GPU_CHECK_LAUNCHER", "scripts/gpu_check.sh")  # as the wrapper sets it
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(gpu_check, "subprocess", types.SimpleNamespace(
+        run=in_process_genlab, STDOUT=subprocess.STDOUT, TimeoutExpired=subprocess.TimeoutExpired))
+    loggers = {name: logging.getLogger(name).level for name in ("pytorch_lightning", "lightning.pytorch",
+                                                                "lightning.fabric", "lightning_fabric")}
+    try:
+        code = gpu_check.main(["--out", str(out), "--budget-minutes", "6"])
+    finally:
+        for name, level in loggers.items():
+            logging.getLogger(name).setLevel(level)
+    printed = capsys.readouterr()
+    assert code == 0, (printed.out + printed.err)[-4000:]
+    assert "NO CUDA DEVICE" in printed.err
     text = out.read_text()
     assert text.startswith("# Benchmarks\n\nWhat came before.\n\n## 2026-12-04, CPU\n\nAn older section.\n\n## GPU check, ")
     section = text[text.index("## GPU check, "):]
     assert section.splitlines()[0].endswith("(CPU mode, no CUDA device)") and "**passed in " in section
+    assert f"scripts/gpu_check.sh --out {out} --budget-minutes 6\n" in section
     assert "| CPU against CUDA, one training step | skipped |  | needs CUDA:" in section
     assert "16-mixed skipped: it needs CUDA" in section
     for title in ("Short runs under each option", "genlab against the plain loop", "Sampling speed per sampler",
