@@ -107,7 +107,16 @@ def test_a_trial_stopped_in_training_is_continued_from_its_checkpoint_by_the_nex
     assert (tmp_path / STUDY / "trial_1" / "checkpoints" / "interrupted.ckpt").is_file()
     stamp = (tmp_path / STUDY / "trial_0" / "summary.json").stat().st_mtime_ns
 
-    again = subprocess.run([GENLAB, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    # the same command again, in this process (no signal is sent this time: trial 1 is not run again)
+    trial_environment = {name: os.environ.get(name) for name in ("GENLAB_OPTUNA_TRIAL", "GENLAB_OPTUNA_TRIAL_ID")}
+    try:
+        again = genlab(*args, cwd=tmp_path)
+    finally:  # Hydra's env_set leaves the last trial's numbers in this process's environment
+        for name, value in trial_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     assert again.returncode == 0, again.stderr[-2000:]
     after = load(tmp_path)
     assert after._study_id == before._study_id  # the same study, continued
