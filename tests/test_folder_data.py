@@ -274,3 +274,35 @@ def test_a_streamed_epoch_resumes_mid_way_with_the_next_batch(tmp_path):
     rest = batches(resumed, 3)
     assert len(rest) == len(whole) - 2
     assert all(torch.equal(p, q) for x, y in zip(whole[2:], rest) for p, q in zip(x, y))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_memory_control_group_limits_what_counts_as_free(tmp_path, version):
+    from genlab.data.folder.source import cgroup_room
+
+    membership = tmp_path / "cgroup"
+    if version == 2:
+        membership.write_text("0::/jobs/run1\n")
+        folder = tmp_path / "jobs" / "run1"
+        folder.mkdir(parents=True)
+        (folder / "memory.max").write_text("1073741824\n")
+        (folder / "memory.current").write_text("268435456\n")
+    else:
+        membership.write_text("12:pids:/\n9:memory:/jobs/run1\n1:name=systemd:/\n")
+        folder = tmp_path / "memory" / "jobs" / "run1"
+        folder.mkdir(parents=True)
+        (folder / "memory.limit_in_bytes").write_text("1073741824\n")
+        (folder / "memory.usage_in_bytes").write_text("268435456\n")
+    assert cgroup_room(membership, tmp_path) == 768 * 2**20
+    (folder / ("memory.max" if version == 2 else "memory.limit_in_bytes")).write_text(
+        "max\n" if version == 2 else "9223372036854771712\n")  # no limit
+    assert cgroup_room(membership, tmp_path) is None
+
+
+def test_rows_are_read_in_the_order_asked_whatever_the_chunks():
+    from genlab.data.streaming import read_rows
+
+    array = np.arange(50 * 2, dtype=np.uint8).reshape(50, 2)
+    rows = np.random.default_rng(1).permutation(50)[:37]
+    assert np.array_equal(read_rows(array, rows, chunk=4), array[rows])
+    assert np.array_equal(read_rows(array, rows), array[rows])

@@ -63,30 +63,36 @@ class MappedImages:
         return LabeledImages(self.read().to(device), self.labels.to(device))
 
 
-def read_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """array[rows], reading the file in ascending order (what a disk and the page cache are quick at)."""
+def read_rows(array: np.ndarray, rows: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """array[rows], reading the file in ascending order (what a disk and the page cache are quick at), `chunk`
+    rows at a time: a whole split read at once would pass through a second copy of itself."""
     order = np.argsort(rows, kind="stable")
     out = np.empty((len(rows), *array.shape[1:]), dtype=array.dtype)
-    out[order] = array[rows[order]]
+    for start in range(0, len(rows), chunk):
+        part = order[start:start + chunk]
+        out[part] = array[rows[part]]
     return out
 
 
 class BatchReads(Dataset):
-    """Item i: the uint8 images and labels of batch i (`batches[i]`: positions in the split). Each worker process
-    opens the file itself: an open memory map would be copied whole into every worker."""
+    """Item i: the uint8 images and labels of batch i (`batches[i]`: positions in the split). The file is mapped
+    for each batch and unmapped after it: a worker holds one batch, not every page of the file it ever read
+    (which would count as its own memory until the kernel reclaimed it)."""
 
     def __init__(self, data: MappedImages, batches: list[np.ndarray]) -> None:
         self.path, self.rows, self.labels, self.batches = data.path, data.rows.numpy(), data.labels, batches
-        self._array: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        if self._array is None:
-            self._array = np.load(self.path, mmap_mode="r")
         index = self.batches[i]
-        return torch.from_numpy(read_rows(self._array, self.rows[index])), self.labels[torch.from_numpy(index)]
+        mapped = np.load(self.path, mmap_mode="r")
+        try:
+            images = read_rows(mapped, self.rows[index])
+        finally:
+            mapped._mmap.close()  # np.memmap keeps its map until collected: unmap now
+        return torch.from_numpy(images), self.labels[torch.from_numpy(index)]
 
 
 class StreamingBatchLoader(DeviceBatchLoader):

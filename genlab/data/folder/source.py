@@ -165,14 +165,39 @@ class FolderDataModule(ImageDataModule):
 
 def free_memory(device: torch.device) -> int:
     """Bytes free for data on `device`: the GPU's free memory, or the machine's available memory (which the
-    kernel would otherwise use for the page cache)."""
+    kernel would otherwise use for the page cache), or less where this process's control group allows less."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
+    available = int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     try:
         with open("/proc/meminfo") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
+            available = next(int(line.split()[1]) * 1024 for line in info if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
         pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    allowed = cgroup_room()
+    return available if allowed is None else min(available, allowed)
+
+
+def cgroup_room(membership: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Bytes this process's memory control group has left (limit less usage), or None without a limit: a run
+    confined by a container or a cgroup must stream a data set its limit cannot hold, whatever the machine has."""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # cgroup v2
+            folder, limit_file, usage_file = root / path.lstrip("/"), "memory.max", "memory.current"
+        elif "memory" in controllers.split(","):  # cgroup v1
+            folder = root / "memory" / path.lstrip("/")
+            limit_file, usage_file = "memory.limit_in_bytes", "memory.usage_in_bytes"
+        else:
+            continue
+        try:
+            limit, usage = (folder / limit_file).read_text().strip(), int((folder / usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+        if limit != "max" and int(limit) < 2**60:
+            return max(0, int(limit) - usage)
+    return None
