@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -122,6 +124,7 @@ def test_ddp_on_cpu_trains_two_ranks_into_one_run_folder(tmp_path):
         "data.batch_size=8", "data.val_size=16", "model.latent_dim=8",
         "model.net.generator.base_channels=8", "model.net.discriminator.base_channels=8",
         "trainer.enable_progress_bar=false", "~callbacks.progress_bar", "trainer.limit_train_batches=1.0",
+        "callbacks.sample_quality.n_samples=32",  # val/fid still judged under DDP, on 32 samples (not 1,000)
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -134,6 +137,7 @@ def test_ddp_on_cpu_trains_two_ranks_into_one_run_folder(tmp_path):
     # ranks takes its 40-digit shard in 5. 5 batches x 2 epochs x 2 optimizer steps:
     assert checkpoint["global_step"] == 20
     assert len(list(runs[0].rglob("summary.json"))) == 1
+    assert math.isfinite(json.loads((runs[0] / "summary.json").read_text())["metrics"]["val/fid"])
 
 
 @pytest.mark.slow
