@@ -129,9 +129,9 @@ GPU = Sizes(
     fid_overrides=("extractor=inception",), tiny=False,
 )
 CPU = Sizes(
-    batch_size=16, short_batches=2, throughput_models=("dcgan",), throughput_options=(), warmup=1, batches=2,
-    repeats=1, compile_models=("dcgan",), compile_warmup=3, sampling_models=("dcgan", "ddpm"), sample_images=2,
-    ddp_batches=3, cifar_batches=2, cifar_per_file=40, fid_samples=32,
+    batch_size=8, short_batches=2, throughput_models=("dcgan",), throughput_options=(), warmup=1, batches=2,
+    repeats=1, compile_models=("dcgan",), compile_warmup=3, sampling_models=("dcgan", "ddpm"), sample_images=1,
+    ddp_batches=2, cifar_batches=2, cifar_per_file=40, fid_samples=32,
     fid_overrides=("extractor=classifier", "classifier.epochs=1", "classifier.base_channels=8",
                    "classifier.feature_dim=32"),
     tiny=True,

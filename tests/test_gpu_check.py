@@ -199,7 +199,7 @@ def test_the_cpu_mode_writes_a_dated_section_with_every_stage_and_names_the_skip
     assert "### CPU against CUDA" not in section  # a skipped stage leaves no empty table
     for row in ("| dcgan+ada | 32-true |", "| dcgan+r1 | bf16-mixed |", "| wgan_gp+bn | bf16-mixed |",
                 "| ddpm | channels_last |", "| dcgan | one pass |", "| ddpm | dpm++ | 20 |", "| train/d_loss |",
-                "| dcgan | 2 | 16 |", "| ddpm | 2 | 16 |", "| dcgan | eager (CPU mode"):
+                "| dcgan | 2 | 8 |", "| ddpm | 2 | 8 |", "| dcgan | eager (CPU mode"):
         assert row in section, row
     assert "synthetic: random pixels in CIFAR-10's shape" in section
 
