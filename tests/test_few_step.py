@@ -320,6 +320,7 @@ def ddp_rank(rank: int, port: int, out: str) -> None:
         model(*(tensor[rows] for tensor in draws())).backward()
         if rank == 0:
             torch.save({name: p.grad for name, p in model.module.named_parameters()}, out)
+        dist.barrier()  # neither rank closes its gloo connections while the other still uses them (SIGABRT)
     finally:
         dist.destroy_process_group()
 
