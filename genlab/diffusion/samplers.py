@@ -113,16 +113,21 @@ def sample_flow(
     check_steps(steps)
     times = torch.linspace(0, 1, steps + 1, device=x.device, dtype=torch.float64)
     for start, end in zip(times[:-1], times[1:]):
-        dt = float(end - start)
-        velocity = predict(x, start.float())
-        if method == "euler":
-            x = x + dt * velocity
-        else:  # Heun: average the slopes at both ends of the Euler step
-            proposal = x + dt * velocity
-            x = x + dt * 0.5 * (velocity + predict(proposal, end.float()))
+        x = flow_step(predict, x, start.float(), end.float(), float(end - start), method)
         if on_step is not None:
             on_step(x)
     return x
+
+
+def flow_step(predict: Predict, x: Tensor, start: Tensor, end: Tensor, dt: float | Tensor, method: str) -> Tensor:
+    """One step of dx/dt = v(x, t) from `start` to `end`, `dt` = end - start (a number, or one per row shaped to
+    broadcast over x): Euler, or Heun, which averages the slopes at both ends of the Euler step. sample_flow walks
+    a grid with it; consistency distillation takes one per row, between each row's own two levels."""
+    velocity = predict(x, start)
+    proposal = x + dt * velocity
+    if method == "euler":
+        return proposal
+    return x + dt * 0.5 * (velocity + predict(proposal, end))
 
 
 def evaluations(method: str, steps: int, guided: bool) -> int:

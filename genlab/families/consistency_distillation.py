@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from torch import Tensor, nn
 
+from genlab.diffusion.samplers import flow_step
 from genlab.errors import ConfigError, is_positive_integer, require
 from genlab.families.base import Family, check_teacher_fits
 from genlab.families.consistency import ConsistencyTraining
@@ -76,11 +77,7 @@ class ConsistencyDistillation(ConsistencyTraining):
         start, end = 1 / (1 + high), 1 / (1 + low)
         shape = (-1, 1, 1, 1)
         x = noisier / (1 + high).view(shape)
-        velocity = predict(x, start)
-        step = (end - start).view(shape)
-        moved = x + step * velocity
-        if self._teacher_options["method"] == "heun":
-            moved = x + step * 0.5 * (velocity + predict(moved, end))
+        moved = flow_step(predict, x, start, end, (end - start).view(shape), self._teacher_options["method"])
         return moved * (1 + low).view(shape)
 
     def loss(self, images: Tensor, labels: Tensor | None) -> dict[str, Tensor]:
