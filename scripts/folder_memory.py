@@ -88,8 +88,6 @@ def run_measured(command: list[str], cwd: Path, prefix: list[str] = ()) -> dict[
 
 def loader_speed(root: Path, size: int, cache: Path, repeats: int) -> dict[str, float]:
     """Images/s of one epoch of training batches, held in memory and streamed, best of `repeats` (interleaved)."""
-    import torch
-
     from genlab.data.folder.scan import class_count
     from genlab.data.folder.source import FolderDataModule
 
@@ -106,7 +104,6 @@ def loader_speed(root: Path, size: int, cache: Path, repeats: int) -> dict[str, 
             for batch in loader:
                 images += len(batch[0])
             best[name] = max(best[name], images / (time.perf_counter() - started))
-            torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return best
 
 
@@ -166,7 +163,8 @@ def main() -> None:
             results["train_in_cgroup"] = measured
             print(f"in a {args.limit_mb} MB cgroup: {measured}", file=sys.stderr)
         finally:
-            group.rmdir() if not any(int(p) for p in (group / "cgroup.procs").read_text().split()) else None
+            if not (group / "cgroup.procs").read_text().split():  # empty once the run has ended
+                group.rmdir()
     (work / "results.json").write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
 
