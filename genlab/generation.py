@@ -103,3 +103,14 @@ def interpolation_strip(
     noise = interpolate(start, end, t, spherical=family.interpolation == "spherical").flatten(0, 1)
     labels = torch.arange(rows).repeat_interleave(steps) % family.num_classes if family.conditional else None
     return model.sample(noise=noise, labels=labels, generator=generator, **options)
+
+
+def png_bytes(images: Tensor, nrow: int) -> bytes:
+    """A grid of images in [-1, 1] as PNG bytes, encoded before its file exists (`genlab sample`, `genlab export`)."""
+    import io
+
+    from torchvision.utils import save_image
+
+    buffer = io.BytesIO()
+    save_image(images, buffer, format="png", nrow=nrow, normalize=True, value_range=(-1, 1))
+    return buffer.getvalue()

@@ -24,11 +24,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from genlab.api.loading import checkpoint_run
 from genlab.commands.app import Job, hydra_app, sampler_options
 from genlab.commands.judges import EXTRACTORS, KID_UNITS, cached_features, choose_judges
 from genlab.errors import ConfigError
 from genlab.run.folder import why_unwritable
-from genlab.run.load import load_model, load_run_config
+from genlab.run.load import load_run_config
 from genlab.run.metrics_file import ResultsNotSaved, keep_in_job_folder, results_file, write_results
 
 log = logging.getLogger("genlab")
@@ -41,7 +42,8 @@ def generate(model: Any, n: int, batch_size: int, seed: int, options: dict[str, 
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """`genlab eval`: the checkpoint's run rebuilt from its folder, judged under `cfg`'s protocol."""
+    """`genlab eval`: the checkpoint's run rebuilt from its folder (genlab's Python API, genlab/api/), judged under
+    `cfg`'s protocol."""
     from genlab.builder import resolve_device
 
     if cfg.extractor not in EXTRACTORS:
@@ -49,9 +51,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     run_cfg = load_run_config(cfg.ckpt_path, cfg.paths, trust_run=cfg.get("trust_run", False))
     check_results_folder(cfg.ckpt_path)
-    model = load_model(cfg.ckpt_path, run_cfg, device, ema=cfg.get("ema", True), ema_length=cfg.get("ema_length"),
-                       ema_step=cfg.get("ema_step"))
-    return judge(model, run_cfg, cfg, device, str(Path(cfg.ckpt_path).resolve()))
+    run = checkpoint_run(cfg.ckpt_path, run_cfg, device=device, ema=cfg.get("ema", True),
+                         ema_length=cfg.get("ema_length"), ema_step=cfg.get("ema_step"))
+    return judge(run.model, run.config, cfg, device, str(Path(cfg.ckpt_path).resolve()))
 
 
 def check_results_folder(ckpt_path: str | Path) -> None:

@@ -16,14 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
+from genlab.api.loading import checkpoint_run
 from genlab.commands.app import Job, hydra_app, sampler_options
 from genlab.errors import ConfigError, GenlabError
 from genlab.run.folder import first_missing, remove_empty_up_to, why_unwritable
 from genlab.run.fresh import first_free_number, write_new
-from genlab.run.load import load_model, load_run_config, run_folder_of
+from genlab.run.load import load_run_config, run_folder_of
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from genlab.api.run import Run
 
 log = logging.getLogger("genlab")
 
@@ -37,18 +40,19 @@ STEMS = {"grid": "sample", "interpolation": "interpolation", "trajectory": "traj
 
 
 def sample(cfg: DictConfig) -> dict[str, Path]:
-    """`genlab sample`: the checkpoint's run rebuilt, its images made, then written as new files (logged by name)."""
+    """`genlab sample`: the checkpoint's run rebuilt (genlab's Python API, genlab/api/), its images made, then
+    written as new files (logged by name)."""
     from genlab.builder import resolve_device
 
     run_cfg = load_run_config(cfg.ckpt_path, cfg.paths, trust_run=cfg.get("trust_run", False))
     out = output_folder(cfg.out, cfg.ckpt_path)
-    model = load_model(cfg.ckpt_path, run_cfg, resolve_device(cfg.device), ema=cfg.get("ema", True),
-                       ema_length=cfg.get("ema_length"), ema_step=cfg.get("ema_step"))
-    if model.weights_loaded is not None:
-        log.info("weights: %s", model.weights_loaded)
-    if getattr(model.family, "task", None) is not None:
-        return save_images(translation_images(model, run_cfg, cfg, sampler_options(cfg)), out, cfg.seed)
-    return save_images(make_images(model, cfg, sampler_options(cfg)), out, cfg.seed)
+    run = checkpoint_run(cfg.ckpt_path, run_cfg, device=resolve_device(cfg.device), ema=cfg.get("ema", True),
+                         ema_length=cfg.get("ema_length"), ema_step=cfg.get("ema_step"))
+    if run.model.weights_loaded is not None:
+        log.info("weights: %s", run.model.weights_loaded)
+    if run.translates:
+        return save_images(translation_images(run, cfg, sampler_options(cfg)), out, cfg.seed)
+    return save_images(make_images(run, cfg, sampler_options(cfg)), out, cfg.seed)
 
 
 def output_folder(out: str | None, ckpt_path: str) -> Path:
@@ -66,62 +70,44 @@ def output_folder(out: str | None, ckpt_path: str) -> Path:
     return folder
 
 
-def make_images(model: Any, cfg: DictConfig, options: dict[str, Any]) -> dict[str, tuple[Tensor, int]]:
-    """Every image of the command, made before any file is written: name -> (images, images per row)."""
+def make_images(run: Run, cfg: DictConfig, options: dict[str, Any]) -> dict[str, tuple[Tensor, int]]:
+    """Every image of the command, made before any file is written, all from one generator seeded by `seed`:
+    name -> (images, images per row)."""
     import torch
 
-    from genlab.generation import interpolation_strip, sample_grid
-
     generator = torch.Generator().manual_seed(cfg.seed)
-    images, nrow = sample_grid(model, cfg.n, cfg.nrow, generator, options)
-    made = {"grid": (images, nrow)}
+    made = {"grid": run.grid(cfg.n, cfg.nrow, generator=generator, **options)}
     if cfg.n_interpolations > 0:
-        strip = interpolation_strip(model, cfg.n_interpolations, cfg.interpolation_steps, generator, options)
+        strip = run.interpolation(cfg.n_interpolations, cfg.interpolation_steps, generator=generator, **options)
         made["interpolation"] = (strip, cfg.interpolation_steps)
     # many-step families: each row one sample from its noise through the sampler's steps to the image
-    frames = model.trajectory(cfg.trajectory_rows, cfg.trajectory_frames, generator, **options)
+    frames = run.trajectory(cfg.trajectory_rows, cfg.trajectory_frames, generator=generator, **options)
     if frames is not None:
         made["trajectory"] = (frames.flatten(0, 1), cfg.trajectory_frames)
     return made
 
 
-def translation_images(model: Any, run_cfg: DictConfig, cfg: DictConfig, options: dict[str, Any]) -> dict[str, tuple[Tensor, int]]:
+def translation_images(run: Run, cfg: DictConfig, options: dict[str, Any]) -> dict[str, tuple[Tensor, int]]:
     """An image-to-image run's rows: the test split's first `nrow` inputs (the task's pairs under `seed`), each with
     its outputs and its target; a diffusion or flow family adds each of the first inputs' outputs on their way."""
     import torch
 
-    from genlab.builder import build_datamodule
-    from genlab.data.datamodule import to_signed_unit
-    from genlab.generation import translation_rows
-
-    split = build_datamodule(run_cfg).split("test")
-    device = model.device
-    pair = model.family.task.fixed_pair(to_signed_unit(split.images[: cfg.nrow]).to(device), cfg.seed)
+    inputs, targets = run.pairs(cfg.nrow, split="test", seed=cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
-    outputs = cfg.outputs_per_input if model.family.stochastic else 1
-    made = {"grid": translation_rows(model, pair.source, pair.target, outputs, generator, options)}
-    frames = model.trajectory(cfg.trajectory_rows, cfg.trajectory_frames, generator,
-                              source=pair.source[: cfg.trajectory_rows], **options)
+    made = {"grid": run.translation_grid(inputs, targets, cfg.outputs_per_input, generator=generator, **options)}
+    frames = run.trajectory(cfg.trajectory_rows, cfg.trajectory_frames, generator=generator,
+                            source=inputs[: cfg.trajectory_rows], **options)
     if frames is not None:
         made["trajectory"] = (frames.flatten(0, 1), cfg.trajectory_frames)
     return made
-
-
-def png_bytes(images: Tensor, nrow: int) -> bytes:
-    """A grid of images in [-1, 1] as PNG bytes, encoded before its file exists."""
-    import io
-
-    from torchvision.utils import save_image
-
-    buffer = io.BytesIO()
-    save_image(images, buffer, format="png", nrow=nrow, normalize=True, value_range=(-1, 1))
-    return buffer.getvalue()
 
 
 def save_images(made: dict[str, tuple[Tensor, int]], out: Path, seed: int) -> dict[str, Path]:
     """Write each grid as a new PNG in `out`, the files of one command under one shared number (sample_seed0.png,
     interpolation_seed0.png; then sample_seed0-2.png, ...), logging each name; an earlier file is never replaced.
     A folder made for files that could not be written is removed again."""
+    from genlab.generation import png_bytes
+
     created = first_missing(out)
     written: dict[str, Path] = {}
     try:

@@ -89,6 +89,7 @@ def load_model(ckpt_path: str | Path, cfg: DictConfig, device: Any = "cpu", ema:
     checkpoint = load_checkpoint(ckpt_path)
     model = build_module(cfg)
     load_weights(model, checkpoint, ckpt_path)
+    model.progress.load_state_dict(checkpoint.get("progress") or {})  # the generator steps these weights had
     model.samples_from_ema = ema and ema_length is None
     model = model.to(device).eval()
     if ema_length is not None:

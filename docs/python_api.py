@@ -1,0 +1,44 @@
+# %% [markdown]
+# # genlab from Python
+#
+# Load a trained run, make images, and read what the run recorded. This file is
+# both a script (`python docs/python_api.py`) and a notebook in jupytext's percent format: each `# %%` starts a
+# cell (`jupytext --to notebook docs/python_api.py` makes an .ipynb). `GENLAB_EXAMPLE_RUN` names the run folder;
+# without it, the newest run under outputs/train/runs (`make train` makes one in about a minute and a half).
+# docs/python_api.md says what each call does; tests/test_api.py runs this file.
+
+# %%
+import os
+from pathlib import Path
+
+import genlab
+
+folder = os.environ.get("GENLAB_EXAMPLE_RUN") or max(Path("outputs/train/runs").iterdir(), key=lambda p: p.name)
+run = genlab.load(folder)  # checkpoints/last.ckpt; checkpoint="best", device="cuda", ema=False, ... choose others
+print(run)
+
+# %% [markdown]
+# Images in [-1, 1], as `genlab sample` makes them for the same seed (and sampler options, e.g. `steps=20` for a
+# diffusion run), bit for bit. A conditional run takes the class of each image.
+
+# %%
+images = run.sample(16, seed=0)
+if run.num_classes:
+    threes = run.sample(8, labels=3, seed=0)
+    print("eight images of class 3:", tuple(threes.shape))
+raw = run.sample(16, seed=0, ema=False)  # the raw weights, where the run kept an EMA
+print(tuple(images.shape), "EMA and raw weights differ:", not images.equal(raw))
+
+# %%
+from torchvision.utils import save_image
+
+save_image(images, "python_api_samples.png", nrow=4, normalize=True, value_range=(-1, 1))
+
+# %% [markdown]
+# What the run recorded: its config, its summary.json, and genlab eval's results of this checkpoint, each with its
+# protocol (`run.evaluate(n_samples=1000)` measures anew, as `genlab eval` would).
+
+# %%
+print(run.config.model._target_, "at", run.summary.get("generator_steps"), "generator steps")
+for entry, results in run.metrics.items():
+    print(entry, {name: round(value, 3) for name, value in results["metrics"].items()})
