@@ -172,8 +172,8 @@ def judged_monitors(callbacks: list[Any], cfg: DictConfig) -> list[Any]:
         return callbacks
     kept = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor in ("val/fid",))]
     if len(kept) < len(callbacks):
-        log.info("best.ckpt is not kept: nothing measures val/fid in this run (it needs callbacks.sample_quality, a"
-                 " validation split and a data set of two classes or more); last.ckpt is")
+        log.info("best.ckpt is not kept: nothing measures val/fid in this run (it needs callbacks.sample_quality or"
+                 " callbacks.translation_quality, a validation split and a data set of two classes or more); last.ckpt is")
     return kept
 
 

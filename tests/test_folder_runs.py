@@ -1,5 +1,5 @@
-"""`genlab train data=folder`: every family that generates from noise trains on a folder of PNGs and JPEGs at
-64x64, with and without class sub-folders, through the command line."""
+"""`genlab train data=folder`: every family that generates from noise, and every image-to-image family, trains on
+a folder of PNGs and JPEGs at 64x64, with and without class sub-folders, through the command line."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import run_genlab
-from tests.folder_images import colour, make_class_folder, make_flat_folder, write_image
+from tests.folder_images import make_class_folder, make_flat_folder, write_image
 
 UNCONDITIONAL = ["gan", "dcgan", "wgan", "wgan_gp", "lsgan", "sngan", "rpgan", "vae", "ddpm", "flow", "meanflow", "ict"]
 CONDITIONAL = ["cgan", "acgan", "cvae", "cddpm", "cflow", "cmeanflow", "cict"]
 # what keeps a 64 px step short on a CPU: narrow nets
 NARROW = {"gan": [], "vae": [], "dcgan": ["model.net.generator.base_channels=8", "model.net.discriminator.base_channels=8"],
           "unet": ["model.net.denoiser.width=8"]}
+
+# each image-to-image family with a task it learns from a colour folder
+TRANSLATION = {"regress": "inpaint", "pix2pix": "superres", "cyclegan": "restyle", "palette": "denoise",
+               "palette_flow": "colorize"}
 
 
 def narrow(family: str) -> list[str]:
@@ -26,6 +31,11 @@ def narrow(family: str) -> list[str]:
         return NARROW["unet"]
     if family in ("dcgan", "wgan", "wgan_gp", "lsgan", "sngan", "rpgan", "acgan"):
         return ["++model.net.generator.base_channels=8", "++model.net.discriminator.base_channels=8"]
+    if family in TRANSLATION:  # the task, and nets whose depth still comes from the image size
+        nets = ([*NARROW["unet"], "model.sampler.steps=2"] if family.startswith("palette") else
+                ["model.net.generator.width=8", "model.net.generator.max_channels=16",
+                 *(["model.net.discriminator.width=8"] if family != "regress" else [])])
+        return [f"task={TRANSLATION[family]}", *nets]
     return []
 
 
@@ -51,6 +61,33 @@ def train(root: Path, cwd: Path, family: str, *extra: str):
 def test_every_noise_family_trains_on_a_folder_of_class_folders(pictures, tmp_path, family):
     finished = train(pictures, tmp_path, family)
     assert finished.returncode == 0, finished.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", TRANSLATION)
+def test_every_image_to_image_family_trains_on_a_folder_of_class_folders(pictures, tmp_path, family):
+    finished = train(pictures, tmp_path, family, "callbacks.translation_quality=null")
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+
+@pytest.mark.parametrize("family", ["pix2pix", "palette_flow"])
+def test_a_flat_folder_trains_the_image_to_image_families_judged_by_pixels(tmp_path, family):
+    """No classes, so no domain classifier: val/psnr and val/ssim beside the baseline's, no val/fid or label accuracy."""
+    root = make_flat_folder(tmp_path / "photos", count=12, size=66)
+    finished = run_genlab("train", f"model={family}", "data=folder", f"data.root={root}", "data.image_size=64",
+                          "data.val_size=2", "data.batch_size=4", "trainer.max_epochs=1", f"paths.cache_dir={tmp_path / 'cache'}",
+                          "callbacks.translation_quality.n_samples=2", "callbacks.sample_grid.nrow=2", "hydra.run.dir=run",
+                          *narrow(family), cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]
+    assert {"val/psnr", "val/ssim", "val/baseline_psnr", "val/baseline_ssim"} <= set(metrics)
+    assert not {"val/fid", "val/label_accuracy", "val/baseline_fid"} & set(metrics)
+    assert "val/psnr and val/ssim only" in finished.stderr + finished.stdout
+    assert (tmp_path / "run" / "translations" / "last.png").is_file()
+    if family == "pix2pix":  # 64 px, no flag: six U-Net levels, as the paper's eight take 256 px to 1x1
+        state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        levels = {key.split(".")[3] for key in state["state_dict"] if key.startswith("family.generator.down.")}
+        assert levels == {str(level) for level in range(6)}
 
 
 @pytest.mark.parametrize("family", ["dcgan", "ddpm"])

@@ -210,3 +210,38 @@ def test_a_unet_size_without_a_layout_is_refused_in_one_line(compose_train):
     layouts = compose_train("model=ddpm").model.net.denoiser.by_size
     with pytest.raises(ConfigError, match="model.net.denoiser.by_size has no layout for 48 px"):
         UNet((3, 48, 48), channel_mults=None, attention_resolutions=None, by_size=layouts)
+
+
+def receptive_field(critic: torch.nn.Module, size: int) -> int:
+    """The side of the input square that one central output logit of `critic` sees, read from its gradient."""
+    critic.eval()
+    image = torch.randn(1, 1, size, size, requires_grad=True)
+    logits = critic(image)
+    logits[0, 0, logits.shape[2] // 2, logits.shape[3] // 2].backward()
+    rows = image.grad.abs().sum(dim=(0, 1, 3)).nonzero()
+    return int(rows.max() - rows.min() + 1)
+
+
+@pytest.mark.parametrize("size, depth, field", [(28, 5, 16), (32, 5, 16), (64, 6, 34), (128, 7, 70)])
+def test_the_pix2pix_nets_take_their_depth_and_patch_size_from_the_image_size(compose_train, size, depth, field):
+    """As many U-Net levels as take the image to 1x1 (the paper's 8 for 256 px), and the paper's PatchGAN that
+    sees about half the image: 16x16, 34x34 or 70x70, measured by the gradient of one logit."""
+    from hydra.utils import instantiate
+
+    cfg = compose_train("model=pix2pix", "task=denoise", f"data.image_shape=[1,{size},{size}]",
+                        "model.net.generator.width=4", "model.net.discriminator.width=4")
+    generator = instantiate(cfg.model.net.generator)(in_channels=1, out_channels=1)
+    assert len(generator.down) == depth
+    bottleneck = torch.nn.Sequential(*generator.down)(torch.randn(1, 1, 2**depth, 2**depth))
+    assert bottleneck.shape[-2:] == (1, 1)
+    assert generator(torch.randn(2, 1, size, size)).shape == (2, 1, size, size)
+    assert receptive_field(instantiate(cfg.model.net.discriminator)(in_channels=1), size) == field
+
+
+def test_a_pix2pix_size_without_a_layout_is_refused_in_one_line(compose_train):
+    from hydra.utils import instantiate
+
+    cfg = compose_train("model=pix2pix", "task=denoise", "data.image_shape=[3,48,48]")
+    with pytest.raises(ConfigError, match=r"model.net.generator.by_size has no layout for 48 px images .*"
+                                          r"set model.net.generator.depth"):
+        instantiate(cfg.model.net.generator)(in_channels=3, out_channels=3)

@@ -6,10 +6,12 @@ The inputs are the task's pairs of the validation split's first `n_samples` imag
 every run, whatever its own seed), so runs of a sweep are judged on the same inputs; `val/fid` (the domain
 classifier's features of outputs against targets) keeps its place as the checkpoint monitor, so best.ckpt,
 sweeps, pruning and `genlab report` work as for the noise families. `genlab eval` gives the full protocol.
+A data set of one class (a flat `data=folder`) has no domain classifier: its runs log the pixel scores alone.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,7 +32,9 @@ from genlab.metrics.translation import classifier_view, pixel_scores
 from genlab.modules.base import TrainingModule
 from genlab.tasks.base import Pair
 
+log = logging.getLogger(__name__)
 METRICS = ["val/fid", "val/psnr", "val/ssim", "val/label_accuracy", "val/colourfulness"]
+JUDGED = ("fid", "label_accuracy")  # the scores that need the domain classifier
 
 
 class TranslationQuality(pl.Callback):
@@ -52,16 +56,21 @@ class TranslationQuality(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         datamodule = trainer.datamodule
         if not isinstance(pl_module, TrainingModule) or not isinstance(pl_module.family, Translation) or \
-                not has_judge(datamodule):
+                datamodule is None or not datamodule.val_size:
             return
-        self.extractor, facts = domain_classifier(trainer, pl_module, self.cache_dir, self.classifier_settings)
-        self.judge = {"classifier": judge_record(facts), "metrics": METRICS}
+        if has_judge(datamodule):
+            self.extractor, facts = domain_classifier(trainer, pl_module, self.cache_dir, self.classifier_settings)
+            self.judge = {"classifier": judge_record(facts), "metrics": METRICS}
+        else:
+            log.info("%s has one class: val/psnr and val/ssim only, no val/fid or val/label_accuracy (they need a domain"
+                     " classifier); genlab eval extractor=inception gives FID", datamodule.name)
+            self.judge = {"classifier": None, "metrics": [m for m in METRICS if m.removeprefix("val/") not in JUDGED]}
         held_out = datamodule.split("val")
         images = to_signed_unit(held_out.images[: self.n_samples]).to(pl_module.device)
         self.labels = held_out.labels[: self.n_samples].to(pl_module.device)
         task = pl_module.family.task
         self.pair = task.fixed_pair(images, self.seed)
-        self.real = self.features(self.pair.target, pl_module)
+        self.real = self.features(self.pair.target, pl_module) if self.extractor is not None else None
         self.baseline = self.scores(task.baseline(self.pair.source), pl_module)
 
     def features(self, images: torch.Tensor, module: TrainingModule) -> torch.Tensor:
@@ -69,10 +78,11 @@ class TranslationQuality(pl.Callback):
                        module.device, progress=False)
 
     def scores(self, outputs: torch.Tensor, module: TrainingModule) -> dict[str, float]:
-        features = self.features(outputs, module)
         scores = pixel_scores(outputs, self.pair.target)
-        scores["fid"] = fid(self.real, features)
-        scores["label_accuracy"] = label_accuracy(self.extractor.classify(features), self.labels)
+        if self.extractor is not None:
+            features = self.features(outputs, module)
+            scores["fid"] = fid(self.real, features)
+            scores["label_accuracy"] = label_accuracy(self.extractor.classify(features), self.labels)
         return scores
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -83,7 +93,7 @@ class TranslationQuality(pl.Callback):
         for name, value in scores.items():
             if name != "target_colourfulness":
                 pl_module.log(f"val/{name}", value)
-        for name in ("psnr", "ssim", "fid", "label_accuracy"):
+        for name in ("psnr", "ssim", *(JUDGED if self.extractor is not None else ())):
             pl_module.log(f"val/baseline_{name}", self.baseline[name])
         if trainer.is_global_zero:
             generator = torch.Generator().manual_seed(self.seed)

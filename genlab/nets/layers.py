@@ -9,7 +9,7 @@ Osindero 2014), a class-conditional batch norm whose scale and shift are chosen 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -133,6 +133,23 @@ def conv_layout(image_shape: Sequence[int]) -> ConvLayout:
         raise ConfigError(f"data.image_shape={list(image_shape)}: above 32 px the convolutional nets build DCGAN's layout,"
                           " which needs a square power-of-two size: set the image size to 64, 128 or 256")
     return ConvLayout(channels, 4, 4, height.bit_length() - 3)
+
+
+def sized(image_shape: Sequence[int] | None, by_size: Mapping[Any, Mapping[str, Any]] | None,
+          given: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The keys of `given`, each its own value or, where None, the entry of `by_size` for the image's height: one
+    config builds a net at every size its paper describes (the table lives in the net's YAML, not here)."""
+    missing = [key for key, value in given.items() if value is None]
+    if not missing:
+        return dict(given)
+    height = None if image_shape is None else int(image_shape[1])
+    entry = {int(k): v for k, v in (by_size or {}).items()}.get(height) if height is not None else None
+    if entry is None or any(key not in entry for key in missing):
+        sizes = ", ".join(str(int(k)) for k in (by_size or {})) or "none"
+        raise ConfigError(f"{where}.by_size has no layout for {height} px images (it has {sizes}): add one"
+                          f" ({', '.join(missing)}), set {' and '.join(f'{where}.{key}' for key in missing)},"
+                          " or pick one of those sizes")
+    return {key: entry[key] if value is None else value for key, value in given.items()}
 
 
 def quarter_size(image_shape: Sequence[int]) -> tuple[int, int, int]:

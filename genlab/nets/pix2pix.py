@@ -1,23 +1,28 @@
-"""pix2pix's networks (Isola et al. 2017), which CycleGAN (Zhu et al. 2017) shares, sized for 28-32 px images.
+"""pix2pix's networks (Isola et al. 2017), which CycleGAN (Zhu et al. 2017) shares, sized per image size.
 
 `UNetGenerator`: an input image (C_in, H, W) -> an image (C_out, H, W) in [-1, 1]. Encoder blocks of 4x4
 stride-2 convs (LeakyReLU 0.2, batch norm), decoder blocks of 4x4 stride-2 transposed convs (ReLU, batch norm,
 dropout 0.5 on the blocks next to the bottleneck), each decoder block fed the mirrored encoder block's output
-(the skip connections), tanh out. The paper's 8 levels take 256 px to 1x1; `depth` 5 takes 32 px to 1x1 (28 px
-is padded to 32 and cropped back).
+(the skip connections), tanh out. The paper's 8 levels take 256 px to 1x1, as `depth` 5 takes 32 px (28 px is
+padded to 32 and cropped back), 6 takes 64 px and 7 takes 128 px.
 `PatchGAN`: a critic that scores overlapping patches, each score a logit; `layers` strided blocks (the paper's
-70x70 PatchGAN has 3 at 256 px; 1 gives its 16x16 PatchGAN, half of a 28-32 px image). Conditional on an input
-image when given one (pix2pix's D(x, y) sees both, concatenated); CycleGAN's critics see one image.
+70x70 PatchGAN has 3 at 256 px; 1 gives its 16x16 PatchGAN, half of a 28-32 px image; 2 its 34x34 one).
+Conditional on an input image when given one (pix2pix's D(x, y) sees both, concatenated); CycleGAN's critics see
+one image. `depth` and `layers` left None take the entry of `by_size` for the image's height (configs/model/net/
+pix2pix.yaml holds the table).
 Weights start from N(0, 0.02), batch norm scales from N(1, 0.02), as the reference code's `init_weights`.
 """
 
 from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.errors import is_positive_integer, require
+from genlab.nets.layers import sized
 
 NORMS = ("batch", "instance", "none")
 
@@ -47,10 +52,12 @@ class UNetGenerator(nn.Module):
     """pix2pix's U-Net: `width` channels at the first level, doubling per level up to `max_channels`."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, width: int = 32, depth: int = 5, max_channels: int = 256,
+        self, in_channels: int, out_channels: int, width: int = 32, depth: int | None = 5, max_channels: int = 256,
         dropout: float = 0.5, dropout_blocks: int = 2, norm: str = "batch",
+        image_shape: Sequence[int] | None = None, by_size: Mapping[Any, Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
+        depth = sized(image_shape, by_size, {"depth": depth}, "model.net.generator")["depth"]
         require(is_positive_integer(width), "model.net.generator.width", width, "a positive integer")
         require(is_positive_integer(depth) and depth >= 2, "model.net.generator.depth", depth, "an integer >= 2")
         require(0 <= dropout < 1, "model.net.generator.dropout", dropout, "a number in [0, 1)")
@@ -97,8 +104,12 @@ class UNetGenerator(nn.Module):
 class PatchGAN(nn.Module):
     """pix2pix's PatchGAN critic: one logit per overlapping patch, (N, 1, h, w)."""
 
-    def __init__(self, in_channels: int, width: int = 32, layers: int = 1, norm: str = "batch") -> None:
+    def __init__(
+        self, in_channels: int, width: int = 32, layers: int | None = 1, norm: str = "batch",
+        image_shape: Sequence[int] | None = None, by_size: Mapping[Any, Mapping[str, Any]] | None = None,
+    ) -> None:
         super().__init__()
+        layers = sized(image_shape, by_size, {"layers": layers}, "model.net.discriminator")["layers"]
         require(is_positive_integer(layers), "model.net.discriminator.layers", layers, "a positive integer")
         bias = norm != "batch"
         blocks: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2)]

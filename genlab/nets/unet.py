@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.errors import ConfigError, is_positive_integer, require
+from genlab.errors import is_positive_integer, require
+from genlab.nets.layers import sized
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -77,22 +78,6 @@ class SelfAttention(nn.Module):
         return x + self.out(attended.transpose(1, 2).reshape(b, c, h, w))
 
 
-def layout_for(image_shape: Sequence[int], channel_mults: Sequence[int] | None,
-               attention_resolutions: Sequence[int] | None,
-               by_size: Mapping[int, Mapping[str, Sequence[int]]] | None) -> tuple[Sequence[int], Sequence[int]]:
-    """(channel_mults, attention_resolutions): those given, else `by_size`'s entry for the image's height."""
-    if channel_mults is not None and attention_resolutions is not None:
-        return channel_mults, attention_resolutions
-    height = int(image_shape[1])
-    entry = {int(k): v for k, v in (by_size or {}).items()}.get(height)
-    if entry is None:
-        sizes = ", ".join(str(int(k)) for k in (by_size or {})) or "none"
-        raise ConfigError(f"model.net.denoiser.by_size has no layout for {height} px images (it has {sizes}): add one"
-                          " (channel_mults, attention_resolutions), set both keys, or pick one of those sizes")
-    return (channel_mults if channel_mults is not None else entry["channel_mults"],
-            attention_resolutions if attention_resolutions is not None else entry["attention_resolutions"])
-
-
 class UNet(nn.Module):
     """The denoiser: `width` channels at full resolution, times `channel_mults[i]` at level i (halving H, W each level).
 
@@ -117,7 +102,9 @@ class UNet(nn.Module):
         by_size: Mapping[int, Mapping[str, Sequence[int]]] | None = None,
     ) -> None:
         super().__init__()
-        channel_mults, attention_resolutions = layout_for(image_shape, channel_mults, attention_resolutions, by_size)
+        layout = sized(image_shape, by_size, {"channel_mults": channel_mults,
+                                              "attention_resolutions": attention_resolutions}, "model.net.denoiser")
+        channel_mults, attention_resolutions = layout["channel_mults"], layout["attention_resolutions"]
         require(is_positive_integer(width), "model.net.denoiser.width", width, "a positive integer")
         require(len(channel_mults) > 0 and all(is_positive_integer(m) for m in channel_mults),
                 "model.net.denoiser.channel_mults", list(channel_mults), "a non-empty list of positive integers")
