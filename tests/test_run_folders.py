@@ -128,11 +128,11 @@ def test_ctrl_c_stops_a_sweep_as_it_stops_a_run_and_prints_the_command_that_cont
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130 and "Traceback" not in stderr
     (line,) = [line for line in stderr.splitlines() if line.startswith("genlab: error:")]
-    assert "SIGINT received: the sweep stopped at job 0, its checkpoint kept; continue it with: " in line
+    assert "SIGINT received: the sweep stopped at job 0, its checkpoint kept; continue the sweep with: " in line
     assert [p.name.split("_")[0] for p in sweep.iterdir() if p.is_dir()] == ["0"]  # job 1 never started
     (job,) = [p for p in sweep.iterdir() if p.is_dir()]
     assert (job / "checkpoints" / "interrupted.ckpt").is_file()
-    words = shlex.split(line.split("continue it with: ", 1)[1])
+    words = shlex.split(line.split("continue the sweep with: ", 1)[1])
     assert words[:3] == ["genlab", "train", "-m"] and words[-2:] == ["resume_sweep=true", f"hydra.sweep.dir='{sweep}'"]
     # pasted as printed, it goes on with job 0 from its checkpoint, then trains job 1
     again = run_genlab(*words[1:], cwd=tmp_path)

@@ -133,7 +133,7 @@ def run_grid(sweeper: Any, arguments: list[str]) -> list[Sequence[Any]]:
                     mistake = user_error(error) if isinstance(error, BaseException) else None
                     if isinstance(mistake, TrainingInterrupted):
                         exit_with(GenlabError(f"{first_line(mistake).split(':')[0]}: the sweep stopped at job {number},"
-                                              f" its checkpoint kept; continue it with: {continuing}"), mistake.exit_code)
+                                              f" its checkpoint kept; continue the sweep with: {continuing}"), mistake.exit_code)
                     failed.append(f"job {number} ({' '.join(job)}) failed: {first_line(mistake or error)}")
                 number += 1
     except KeyboardInterrupt:  # a second Ctrl-C, or the parallel launcher's workers stopped under it
