@@ -19,10 +19,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("genlab.commands.evaluate", "sample-quality metrics: genlab eval ckpt_path=<run>/checkpoints/best.ckpt"),
     "sample": ("genlab.commands.sample", "a sample grid and a latent walk: genlab sample ckpt_path=<run>/checkpoints/last.ckpt"),
     "report": ("genlab.commands.report", "compare runs: genlab report outputs/train/multiruns/<date>"),
+    "export": ("genlab.commands.export", "a run as a shareable folder: genlab export ckpt_path=<run>/checkpoints/best.ckpt out=<folder>"),
 }
 
 # subcommands that are Hydra apps -> their primary config (configs/<name>.yaml)
-HYDRA_APPS = {"train": "train", "eval": "eval", "sample": "sample"}
+HYDRA_APPS = {"train": "train", "eval": "eval", "sample": "sample", "export": "export"}
 
 USAGE = """usage: genlab <command> [hydra overrides] [--help]
 

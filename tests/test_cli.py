@@ -28,7 +28,7 @@ def test_help_lists_every_subcommand_with_what_it_does(tmp_path):
     assert result.returncode == 0 and result.stdout.startswith("usage: genlab <command>")
     listed = [line.split(None, 1) for line in result.stdout.splitlines() if line.startswith("  ") and line.strip()]
     assert [(name, about.strip()) for name, about in listed] == [(name, about) for name, (_, about) in SUBCOMMANDS.items()]
-    assert [name for name, _ in listed] == ["train", "eval", "sample", "report"]
+    assert [name for name, _ in listed] == ["train", "eval", "sample", "report", "export"]
 
 
 def test_train_help_shows_the_config_groups_and_their_options(tmp_path):

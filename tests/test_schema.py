@@ -25,6 +25,7 @@ VARIANTS = {
               ["model=reflow", "model.teacher.ckpt_path=run/checkpoints/last.ckpt"]],
     "eval": [["ckpt_path=run/checkpoints/last.ckpt"]],
     "sample": [["ckpt_path=run/checkpoints/last.ckpt"]],
+    "export": [["ckpt_path=run/checkpoints/last.ckpt", "out=exported"]],
 }
 
 

@@ -1,7 +1,7 @@
-"""genlab's Python API: a trained run (its folder, or a checkpoint) as one object a notebook uses.
+"""genlab's Python API: a trained run, a checkpoint or an exported folder as one object a notebook uses.
 
     import genlab
-    run = genlab.load("outputs/train/runs/<date>")      # or <run>/checkpoints/best.ckpt
+    run = genlab.load("outputs/train/runs/<date>")      # or <run>/checkpoints/best.ckpt, or an export folder
     images = run.sample(16, seed=0)                     # (16, C, H, W) in [-1, 1]
 
 `genlab sample` and `genlab eval` load and sample through the same functions (`loading.py`, the `Run` of

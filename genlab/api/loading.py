@@ -1,7 +1,8 @@
-"""Where a trained model comes from: a run folder, or one of its checkpoints.
+"""Where a trained model comes from: a run folder, one of its checkpoints, or a folder `genlab export` wrote.
 
 Every road goes through the CLI's checks: a checkpoint's run config through genlab/run/load.py (its file
-checked first, then genlab/run/trust.py's rules, then the weights tensors-only). `genlab sample` and
+checked first, then genlab/run/trust.py's rules, then the weights tensors-only), an export's config through the
+same trust rules and its weights from safetensors files (genlab/export/read.py). `genlab sample` and
 `genlab eval` call `checkpoint_run` after `load_run_config`, as `load` does.
 """
 
@@ -34,15 +35,16 @@ def load(
     data_dir: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> Run:
-    """A trained genlab model, ready to sample, from a run folder or a checkpoint.
+    """A trained genlab model, ready to sample, from a run folder, a checkpoint or an export folder.
 
     Args:
-        path: a run folder (`outputs/train/runs/<date>`), or a checkpoint in its `checkpoints/`.
+        path: a run folder (`outputs/train/runs/<date>`), a checkpoint in its `checkpoints/`, or a folder
+            `genlab export` wrote.
         checkpoint: which of a run folder's checkpoints: `last` (default), `best`, `epoch_0004`, ...
         device: `cpu`, `cuda`, `cuda:1`, ... or `auto` (the GPU where there is one).
         ema: sample from the run's moving average of its generator when it kept one; False: the raw weights.
         ema_length, ema_step: EDM2's post-hoc average of that relative length (a run trained with
-            `model/ema=posthoc`), as `genlab sample ema_length=...`.
+            `model/ema=posthoc`; not an export), as `genlab sample ema_length=...`.
         trust_run: build the config even where it names code genlab does not ship (your own family); as the
             CLI's `trust_run=true`, only for a folder you trust.
         data_dir, cache_dir: where this session's data sets and judges lie (default: ./data and ./.cache/genlab,
@@ -55,6 +57,15 @@ def load(
     require(isinstance(trust_run, bool), "trust_run", trust_run, "True or False")
     source = Path(path).expanduser()
     paths = session_paths(data_dir, cache_dir)
+    from genlab.export.read import is_export
+
+    if is_export(source):
+        if ema_length is not None or ema_step is not None:
+            raise ConfigError(f"ema_length: {source} is an export, which holds its EMA and raw weights but not the run's"
+                              " post-hoc snapshots: load the run folder itself for ema_length")
+        from genlab.export.read import load_export
+
+        return load_export(source, paths, device=resolved_device(device), ema=ema, trust_run=trust_run)
     from genlab.run.load import load_run_config
 
     ckpt_path = checkpoint_in(source, checkpoint)
@@ -66,7 +77,7 @@ def load(
 def checkpoint_run(ckpt_path: str | os.PathLike[str], config: DictConfig, *, device: str = "cpu", ema: bool = True,
                    ema_length: float | None = None, ema_step: int | None = None, trust_run: bool = False) -> Run:
     """The run of `config` (genlab.run.load.load_run_config's, already checked, or vouched for by `trust_run`) with
-    `ckpt_path`'s weights: what `load`, `genlab sample` and `genlab eval` build their model with."""
+    `ckpt_path`'s weights: what `load`, `genlab sample`, `genlab eval` and `genlab export` build their model with."""
     from genlab.api.run import Run
     from genlab.run.load import load_model, run_folder_of
     from genlab.run.summary import FILENAME
@@ -95,11 +106,12 @@ def checkpoint_in(source: Path, checkpoint: str) -> Path:
     """The checkpoint file `source` names: itself, or a run folder's checkpoints/<checkpoint>.ckpt."""
     if source.is_file() or not source.exists():
         if not source.exists():
-            raise ConfigError(f"{source} does not exist: give a run folder, or a .ckpt file in its checkpoints/")
+            raise ConfigError(f"{source} does not exist: give a run folder, a .ckpt file in its checkpoints/, or a"
+                              " folder genlab export wrote")
         return source
     if not (source / ".hydra" / "config.yaml").is_file():
-        raise ConfigError(f"{source} is not a genlab run folder (no .hydra/config.yaml): give a run folder, or a .ckpt"
-                          " file in its checkpoints/")
+        raise ConfigError(f"{source} is neither a genlab run folder (no .hydra/config.yaml) nor an export"
+                          " (no genlab_export.json): give a run folder, a .ckpt file, or a folder genlab export wrote")
     require(isinstance(checkpoint, str) and bool(checkpoint.strip()), "checkpoint", checkpoint,
             "a checkpoint's name, e.g. 'last' or 'best'")
     name = checkpoint if checkpoint.endswith(".ckpt") else f"{checkpoint}.ckpt"

@@ -28,8 +28,9 @@ class Run:
     Attributes:
         model: the run's training loop (a LightningModule) around its family, in eval mode, weights loaded.
         config: the run's config as genlab rebuilt it (`paths`: this session's).
-        source: what was loaded: a checkpoint file.
-        checkpoint: the checkpoint whose weights these are; its metrics.json lies beside it.
+        source: what was loaded: a checkpoint file, or an export folder.
+        checkpoint: the checkpoint whose weights these are (an export's: inside the export folder, by name);
+            its metrics.json lies beside it.
     """
 
     def __init__(self, model: TrainingModule, config: DictConfig, *, source: Path, checkpoint: Path,
@@ -39,7 +40,7 @@ class Run:
         self.config = config
         self.source = source
         self.checkpoint = checkpoint
-        # whether the user vouched for the folder (trust_run=True)
+        # whether the user vouched for the folder (trust_run=True): an export of it is read back the same way
         self.trust_run = trust_run
         self._summary_file = summary_file
         self._training = training
@@ -185,7 +186,8 @@ class Run:
 
     @property
     def summary(self) -> dict[str, Any]:
-        """The run's summary.json (status, overrides, final metrics, generator steps, seconds); {} when there is none."""
+        """The run's summary.json (status, overrides, final metrics, generator steps, seconds); an export's training
+        facts; {} when there is none."""
         if self._training is not None:
             return dict(self._training)
         if self._summary_file is None or not self._summary_file.is_file():
@@ -206,6 +208,16 @@ class Run:
         if save:
             write_results(results, self.checkpoint)
         return results
+
+    def export(self, out: str | Path, *, format: str = "safetensors", n: int = 64, nrow: int = 8, seed: int = 0,
+               sampler: dict[str, Any] | None = None, licence: str | None = None) -> Path:
+        """`genlab export`: these weights as a new self-contained folder `out` (safetensors weights, the config, the
+        sampler defaults, metrics.json, a sample grid of `n` images, a model card); format="onnx" adds the ONNX graph
+        of a one-pass generator. Loaded back and checked to sample alike before it is kept; a non-empty `out` is
+        refused."""
+        from genlab.export.write import export_run
+
+        return export_run(self, Path(out), format=format, n=n, nrow=nrow, seed=seed, sampler=sampler, licence=licence)
 
     # --- helpers ----------------------------------------------------------------------------------
 

@@ -1,0 +1,120 @@
+"""`genlab export format=onnx`: a one-pass generator (a GAN's generator, a VAE's decoder) as an ONNX graph, run by
+onnxruntime on seeded noise and compared with torch's images before the export is kept.
+
+The graph is the family's own `decode` (noise [and class labels] to images in [-1, 1]) around its image network,
+with the weights that sample by default (the EMA when the run kept one, its standing batch norm statistics
+measured first), exported by torch's `torch.export`-based exporter with a dynamic batch size. Many-step
+families (diffusion, flow matching, the few-step samplers) and image-to-image families are not one graph of
+noise: they are refused by name. onnx, onnxscript and onnxruntime are the optional extra `genlab[onnx]`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from torch import Tensor, nn
+
+from genlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from genlab.api.run import Run
+
+# the largest difference, in [-1, 1] pixel units, between onnxruntime's images and torch's that an export keeps
+# (float32 convolutions summed in another order differ by ~1e-6; a wrong graph by far more)
+TOLERANCE = 1e-4
+# images compared, drawn from the export's seed
+CHECKED_IMAGES = 8
+OPSET = 18
+PACKAGES = ("onnx", "onnxscript", "onnxruntime")
+
+
+def check_onnx_export(run: Run) -> None:
+    """Refuse, before anything is written, a family that is not one pass of noise, or a missing package."""
+    family = run.family
+    if run.translates or family.sampler_options():
+        kind = "makes images from input images" if run.translates else \
+            f"samples in steps (its sampler options: {', '.join(family.sampler_options())})"
+        raise ConfigError(f"format=onnx: {type(family).__name__} {kind}, and ONNX export covers one-pass generators"
+                          " (GANs, VAEs): use format=safetensors")
+    missing = [name for name in PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"format=onnx needs the package(s) {', '.join(missing)}: pip install 'genlab[onnx]'"
+                          " (or pip install onnx onnxscript onnxruntime)")
+
+
+class OnePass(nn.Module):
+    """noise (and labels) -> images: the family's decode, with its image network as this module's only weights."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.network = run.family.image_network()  # the same module the family's decode calls
+        self.decode = run.family.decode
+        self.conditional = run.family.conditional
+
+    def forward(self, noise: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.decode(noise, labels if self.conditional else None)
+
+
+def write_onnx(run: Run, path: Path, seed: int) -> dict[str, Any]:
+    """Write the graph to `path`, check it with onnxruntime against torch on seeded noise, and return what the
+    manifest records of it (inputs, weights, the largest difference measured)."""
+    import torch
+
+    family = run.family
+    noise = family.sample_noise(CHECKED_IMAGES, torch.Generator().manual_seed(seed))  # on the run's device
+    labels = family.cycled_labels(CHECKED_IMAGES)
+    args = (noise,) if labels is None else (noise, labels)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    shapes: tuple[Any, ...] = ({0: batch},) if labels is None else ({0: batch}, {0: batch})
+    names = ["noise"] if labels is None else ["noise", "labels"]
+    graph = OnePass(run).eval()
+    with torch.no_grad(), run.model.averaged(), quiet_exporter():  # the weights that sample by default
+        torch.onnx.export(graph, args, str(path), input_names=names, output_names=["images"], opset_version=OPSET,
+                          dynamo=True, dynamic_shapes=shapes, external_data=False, verbose=False)
+        expected = graph(*args)
+    difference = max_difference_with_onnxruntime(path, dict(zip(names, args)), expected)
+    if not difference <= TOLERANCE:
+        path.unlink(missing_ok=True)
+        raise ConfigError(f"format=onnx: onnxruntime's images differ from torch's by up to {difference:.3g}, more than"
+                          f" {TOLERANCE:g}: the graph is not kept; use format=safetensors")
+    shape = list(family.noise_shape)
+    inputs = {"noise": f"float32 (batch, {', '.join(str(s) for s in shape)})"}
+    if labels is not None:
+        inputs["labels"] = f"int64 (batch,), classes 0 to {family.num_classes - 1}"
+    return {"file": path.name, "weights": run.weights, "opset": OPSET, "inputs": inputs, "noise_shape": shape,
+            "image_shape": list(expected.shape[1:]), "tolerance": TOLERANCE, "max_abs_difference": difference,
+            "checked_images": CHECKED_IMAGES, "seed": seed}
+
+
+@contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """The exporter's and its optimizer's INFO lines (one per graph rewrite) and its note that the inputs share
+    one batch axis, kept out of genlab's log: they say nothing about the export a user asked for."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx", "torch.export")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*The axis name: .* will not be used")
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+def max_difference_with_onnxruntime(path: Path, feeds: dict[str, Tensor], expected: Tensor) -> float:
+    """onnxruntime's images for `feeds` against torch's `expected`: the largest absolute difference."""
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (images,) = session.run(["images"], {name: value.cpu().numpy() for name, value in feeds.items()})
+    if images.shape != tuple(expected.shape):
+        return float("inf")
+    return float(np.abs(images - expected.cpu().numpy()).max())
