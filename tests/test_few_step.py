@@ -270,6 +270,44 @@ def test_a_smaller_reflow_student_trains_from_scratch_on_the_teachers_pairs():
         Reflow({"denoiser": unet()}, SHAPE, init_from_teacher="no")
 
 
+
+def test_reflow_keeps_its_pairs_for_the_next_student_of_the_same_teacher_and_sampler(tmp_path, monkeypatch):
+    """A second student (another net, trained from scratch) reads the first one's pairs bit for bit without
+    sampling the teacher; another sampler, seed or teacher weights draws new pairs under another name."""
+    teacher = flow_teacher(num_classes=3)
+    first = Reflow({"denoiser": unet(num_classes=3, seed=2)}, SHAPE, pairs=5, pair_batch_size=2, num_classes=3,
+                   pairs_cache=str(tmp_path))
+    first.use_teacher(teacher, {"method": "euler", "steps": 2})
+    drawn = first.coupling()
+    (kept,) = tmp_path.glob("pairs-*.safetensors")
+    assert not list(tmp_path.glob(".*.tmp"))  # written whole, beside its name, then renamed
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("the teacher was sampled again")
+
+    monkeypatch.setattr(teacher, "sample", no_sampling)
+    small = UNet(SHAPE, width=4, channel_mults=(1, 2), attention_resolutions=(), norm_groups=4, num_classes=3)
+    second = Reflow({"denoiser": small}, SHAPE, pairs=5, pair_batch_size=2, num_classes=3, init_from_teacher=False,
+                    pairs_cache=str(tmp_path))
+    second.use_teacher(teacher, {"method": "euler", "steps": 2})
+    read = second.coupling()
+    assert second.pair_seconds is None and all(torch.equal(a, b) for a, b in zip(drawn, read))
+    monkeypatch.undo()
+    for change in ({"sampler": {"method": "heun", "steps": 2}}, {"pair_seed": 1}):
+        other = Reflow({"denoiser": unet(num_classes=3, seed=2)}, SHAPE, pairs=5, pair_batch_size=2, num_classes=3,
+                       pairs_cache=str(tmp_path), pair_seed=change.get("pair_seed", 0))
+        other.use_teacher(teacher, change.get("sampler", {"method": "euler", "steps": 2}))
+        assert other.pairs_file() != kept
+    with torch.no_grad():
+        next(teacher.denoiser.parameters()).add_(0.1)
+    assert second.pairs_file() != kept  # the teacher's weights are part of the name
+    kept.write_bytes(b"cut short")
+    third = Reflow({"denoiser": unet(num_classes=3, seed=2)}, SHAPE, pairs=5, pair_batch_size=2, num_classes=3,
+                   pairs_cache=str(tmp_path))
+    third.use_teacher(flow_teacher(num_classes=3), {"method": "euler", "steps": 2})
+    with pytest.raises(ConfigError, match="cannot be read as reflow pairs .*delete it to draw the pairs again"):
+        third.coupling()
+
 def test_reflow_refuses_a_teacher_it_cannot_learn_from():
     student = Reflow({"denoiser": unet()}, SHAPE, pairs=4)
     with pytest.raises(ConfigError, match="model.teacher.ckpt_path"):

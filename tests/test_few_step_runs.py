@@ -159,7 +159,8 @@ def test_reflow_distils_a_flow_run_into_a_one_step_student(flow_teacher, workdir
                         "model.pairs=48", "model.pair_batch_size=16", "model.teacher.sampler={method:euler,steps:4}",
                         *TINY, *student, f"hydra.run.dir={run_dir}", *judge(workdir), cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "48 teacher pairs drawn in" in (run_dir / "train.log").read_text()
+    log = (run_dir / "train.log").read_text()  # drawn by the first student, read from the cache by the second
+    assert "48 teacher pairs drawn in" in log or "48 teacher pairs read from" in log
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and math.isfinite(summary["metrics"]["val/fid"])
     # the student is judged without its teacher: eval rebuilds it from its own run folder
