@@ -1,4 +1,4 @@
-"""Every epoch: a grid of samples from one fixed noise batch, to TensorBoard and as a PNG in the run folder.
+"""Every epoch: a grid of samples from one fixed noise batch, to every tracker and as a PNG in the run folder.
 
 A fixed batch makes the grids of successive epochs (and of runs in a sweep) comparable.
 """
@@ -10,28 +10,26 @@ from typing import Any, Mapping
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
 from genlab.families.translation import Translation
 from genlab.generation import sample_grid
 from genlab.modules.base import TrainingModule
+from genlab.trackers.publish import log_image
 
 
 def publish_grid(trainer: pl.Trainer, grid: torch.Tensor, dirpath: Path, tag: str) -> None:
-    """Save a grid as <dirpath>/epoch_XXXX.png and last.png, and log it to TensorBoard under `tag`."""
+    """Save a grid as <dirpath>/epoch_XXXX.png and last.png, and log it under `tag` to every tracker (TensorBoard,
+    MLflow, W&B: genlab/trackers/publish.py)."""
     dirpath.mkdir(parents=True, exist_ok=True)
     save_image(grid, dirpath / f"epoch_{trainer.current_epoch:04d}.png")
     save_image(grid, dirpath / "last.png")
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            # on the scalars' axis, generator updates (TrainingModule.log_common_axis)
-            step = getattr(trainer.lightning_module, "generator_steps", trainer.global_step)
-            logger.experiment.add_image(tag, grid, global_step=step)
+    # on the scalars' axis, generator updates (TrainingModule.log_common_axis)
+    log_image(trainer.loggers, tag, grid, getattr(trainer.lightning_module, "generator_steps", trainer.global_step))
 
 
 class SampleGrid(pl.Callback):
-    """Writes `samples/epoch_XXXX.png` (and `samples/last.png`) and logs `samples` to TensorBoard.
+    """Writes `samples/epoch_XXXX.png` (and `samples/last.png`) and logs `samples` to every tracker.
 
     Conditional models get one row of `nrow` per class; unconditional ones an `nrow` x `nrow`
     grid. `sampler` holds the family's sampler options (steps, ...), if it has any.

@@ -57,6 +57,7 @@ def register_resolvers() -> None:
     from genlab.run.folder import path_safe
     from genlab.run.resume import output_subdir, run_dir
     from genlab.run.sweep_rerun import output_subdir as rerun_output_subdir
+    from genlab.trackers.naming import run_group, run_name
 
     # Sweep job folders are named after their overrides: no nested folders, no name too long for the file system
     OmegaConf.register_new_resolver("path_safe", path_safe, replace=True)
@@ -67,6 +68,9 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("rerun_output_subdir", rerun_output_subdir, replace=True)
     # data=folder: data.num_classes is the number of class sub-folders of data.root (1 for a flat folder)
     OmegaConf.register_new_resolver("folder_classes", class_count, replace=True)
+    # logger=mlflow, logger=wandb: a run named after its folder, grouped by the folder that holds it (its sweep)
+    OmegaConf.register_new_resolver("run_group", run_group, replace=True)
+    OmegaConf.register_new_resolver("run_name", run_name, replace=True)
 
 
 # Lightning's rank_zero_info messages all go through this logger ("GPU available: ...", "`Trainer.fit`

@@ -81,10 +81,14 @@ def train(cfg: DictConfig, overrides: Sequence[str] = ()) -> float | None:
             # a folder of the user's images: its classes in label order, the files left out, the decoded copy
             **({"data": datamodule.facts()} if hasattr(datamodule, "facts") else {}),
         )
-        from genlab.run.hparams import log_hparams, run_hparams
+        from genlab.run.hparams import run_hparams
+        from genlab.trackers import Final
+        from genlab.trackers.publish import log_final
 
-        logged = [name for name in trainer.callback_metrics if name != "step" and not name.startswith("lr-")]
-        log_hparams(trainer.loggers, run_hparams(cfg, overrides), logged)
+        # the settings and summary.json's metrics to every tracker: TensorBoard's HPARAMS, MLflow's params, W&B's config
+        curves = tuple(name for name in trainer.callback_metrics if name != "step" and not name.startswith("lr-"))
+        log_final(trainer.loggers, Final(run_hparams(cfg, overrides), {name: float(value) for name, value in metrics.items()},
+                                         curves, model.generator_steps))
         log.info("run folder: %s", output_dir)
         if (Path(output_dir) / "samples" / "last.png").is_file():
             log.info("samples:    %s/samples/last.png", output_dir)

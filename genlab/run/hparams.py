@@ -1,5 +1,5 @@
-"""A finished run's settings and final metrics in TensorBoard's HPARAMS tab, so a sweep can be
-compared there as well as with `genlab report`."""
+"""A finished run's settings, as every tracker records them beside its final metrics (TensorBoard's HPARAMS tab,
+MLflow's params, W&B's config: genlab/trackers/), so a sweep can be compared there as well as with `genlab report`."""
 
 from __future__ import annotations
 
@@ -29,18 +29,3 @@ def run_hparams(cfg: DictConfig, overrides: Iterable[str]) -> dict[str, bool | i
         if value is not None:
             values[key] = _scalar(OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value)
     return values
-
-
-def log_hparams(loggers: Iterable[Any], hparams: dict[str, Any], metric_names: Iterable[str]) -> None:
-    """Write the HPARAMS summary to every TensorBoard logger: the columns are `hparams`, and the metric
-    columns read the last value of each named scalar the run logged."""
-    from pytorch_lightning.loggers import TensorBoardLogger
-    from torch.utils.tensorboard.summary import hparams as hparams_summary
-
-    metrics = {name: 0.0 for name in metric_names}  # values are read from the run's scalars, not from here
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            writer = logger.experiment._get_file_writer()
-            for summary in hparams_summary(hparams, metrics):
-                writer.add_summary(summary)
-            logger.experiment.flush()
