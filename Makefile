@@ -28,7 +28,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(PIP) install $(TORCH_SPEC) 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(PIP) install -e ".[dev,onnx]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PIP) install -e ".[dev,mlflow,wandb,onnx]" 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -c "import torch, torchvision, pytorch_lightning, hydra, genlab"
 	touch $(STAMP)
 
