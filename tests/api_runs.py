@@ -41,13 +41,20 @@ def composed(*overrides: str):
     return cfg
 
 
-def build_run(folder: Path, family: str, seed: int = 0) -> Path:
-    """A run folder of `family` (FAMILIES) at `folder`, with a summary.json; returns its checkpoint."""
+def build_run(folder: Path, family: str, seed: int = 0, overrides: tuple[str, ...] | None = None) -> Path:
+    """A run folder of `family` (FAMILIES; or of `overrides`) at `folder`, with a summary.json; returns its
+    checkpoint."""
+    from omegaconf import open_dict
+
+    from genlab.api.loading import session_paths
     from genlab.builder import build_module
 
-    cfg = composed(*FAMILIES[family])
+    cfg = composed(*(FAMILIES[family] if overrides is None else overrides))
+    built = cfg.copy()
+    with open_dict(built):
+        built.paths = session_paths()  # as a command's: Hydra's own interpolations resolve only inside one
     torch.manual_seed(seed)
-    module = build_module(cfg)
+    module = build_module(built)
     with torch.no_grad():
         for parameter in module.family.image_network().parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))

@@ -22,7 +22,7 @@ import genlab
 from genlab.errors import GenlabError
 from genlab.export import layout
 from genlab.export.onnx import TOLERANCE
-from tests.api_runs import PROGRESS, build_runs
+from tests.api_runs import PROGRESS, build_run, build_runs
 from tests.conftest import run_genlab
 
 # an evaluation of last.ckpt as genlab eval records it (the numbers made up): the card must state it with its protocol
@@ -68,6 +68,7 @@ def test_an_export_holds_its_weights_config_card_grid_and_metrics_and_no_pickle(
     assert json.loads((exported / layout.METRICS).read_text()) == EVALUATED
     config = OmegaConf.load(exported / layout.CONFIG)
     assert "paths" not in config and config.model.net.generator.image_shape == [1, 28, 28]  # resolved
+    assert str(exported.parent) not in (exported / layout.CONFIG).read_text()  # nor a folder of this machine
     from safetensors import safe_open
 
     with safe_open(str(exported / layout.EMA), "pt") as tensors:
@@ -109,6 +110,28 @@ def test_each_kind_of_family_exports_to_the_same_images(runs, tmp_path, family):
     else:
         assert torch.equal(loaded.sample(2, seed=1, steps=2), run.sample(2, seed=1, steps=2))
         assert json.loads((out / layout.MANIFEST).read_text())["sampler"]["defaults"]["method"] == "dpm++"
+
+
+NOISE_MODELS = ["gan", "cgan", "acgan", "dcgan", "wgan", "wgan_gp", "lsgan", "sngan", "rpgan", "vae", "cvae", "ddpm",
+                "flow", "cddpm", "cflow", "meanflow", "cmeanflow", "ict", "cict", "reflow", "creflow", "cd", "ccd"]
+TASK_MODELS = {"regress": "denoise", "pix2pix": "denoise", "cyclegan": "restyle", "palette": "denoise",
+               "palette_flow": "denoise"}
+
+
+@pytest.mark.slow  # every model option at its shipped net sizes: about 40 s in all
+@pytest.mark.parametrize("model", NOISE_MODELS + list(TASK_MODELS))
+def test_every_model_option_exports_and_loads_back_to_its_images(runs, tmp_path, model):
+    task = (f"task={TASK_MODELS[model]}",) if model in TASK_MODELS else ()
+    build_run(tmp_path / "run", model, overrides=(f"model={model}", *task))
+    run = genlab.load(tmp_path / "run", data_dir=runs["data"])
+    options = {"steps": 2} if "steps" in run.sampler_options else {}
+    out = run.export(tmp_path / "exported", n=4, nrow=2, sampler=options)  # checked to sample alike before it is kept
+    loaded = genlab.load(out, data_dir=runs["data"])
+    if run.translates:
+        inputs, _ = run.pairs(2)
+        assert torch.equal(loaded.translate(inputs, seed=5, **options), run.translate(inputs, seed=5, **options))
+    else:
+        assert torch.equal(loaded.sample(3, seed=5, **options), run.sample(3, seed=5, **options))
 
 
 def test_an_export_never_writes_into_a_folder_that_holds_files(runs, tmp_path):

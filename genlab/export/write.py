@@ -122,13 +122,23 @@ def write_weights(run: Run, folder: Path) -> None:
 
 def exported_config(config: DictConfig) -> str:
     """The run's config with its model node resolved (a run folder's interpolations, e.g. the data's image shape,
-    become values) and without `paths`, which the loading session supplies."""
+    become values) and without `paths`, which the loading session supplies: a value that names a path
+    (`${paths.cache_dir}/...`) keeps its interpolation, so no folder of the exporting machine is written down."""
     from omegaconf import OmegaConf
 
     content = OmegaConf.to_container(config, resolve=False)
-    content["model"] = OmegaConf.to_container(config.model, resolve=True)
+    content["model"] = keep_paths(content["model"], OmegaConf.to_container(config.model, resolve=True))
     content.pop("paths", None)
     return OmegaConf.to_yaml(OmegaConf.create(content))
+
+
+def keep_paths(written: Any, resolved: Any) -> Any:
+    """`resolved`, but where `written` (the same node unresolved) interpolates `paths`, `written`."""
+    if isinstance(written, dict) and isinstance(resolved, dict):
+        return {key: keep_paths(written.get(key), value) for key, value in resolved.items()}
+    if isinstance(written, list) and isinstance(resolved, list) and len(written) == len(resolved):
+        return [keep_paths(w, r) for w, r in zip(written, resolved)]
+    return written if isinstance(written, str) and "${paths." in written else resolved
 
 
 def sample_grid(run: Run, n: int, nrow: int, seed: int, sampler: dict[str, Any]) -> tuple[Any, int]:
