@@ -196,29 +196,44 @@ def test_a_crafted_export_is_refused_in_one_line_before_anything_is_built(export
 # --- ONNX ------------------------------------------------------------------------------------------------------------
 
 
+# the one-pass families (a GAN, a conditional GAN, a VAE's decoder) and the few-step ones at one step, with the sampler
+# options the graph is made under
+ONNX_FAMILIES = {"dcgan": {}, "cgan": {}, "vae": {}, "meanflow": {"steps": 1}}
+
+
 @pytest.mark.slow  # torch.export traces each generator (a few seconds each)
-@pytest.mark.parametrize("family", ["dcgan", "cgan", "vae"])
+@pytest.mark.parametrize("family", list(ONNX_FAMILIES))
 def test_format_onnx_writes_a_graph_that_onnxruntime_runs_to_torchs_images_within_the_tolerance(runs, tmp_path, family):
     import numpy as np
     import onnxruntime
 
-    run = genlab.load(runs[family])
+    if family not in runs:  # a few-step family, with a narrow UNet
+        build_run(tmp_path / "run", family, overrides=(f"model={family}", "model.net.denoiser.width=8"))
+    run = genlab.load(runs.get(family, tmp_path / "run"))
     out = run.export(tmp_path / family, format="onnx", n=0)
     graph = json.loads((out / layout.MANIFEST).read_text())["onnx"]
-    assert graph["max_abs_difference"] <= graph["tolerance"] == TOLERANCE
+    assert graph["max_abs_difference"] <= graph["tolerance"] == TOLERANCE and graph["sampler"] == ONNX_FAMILIES[family]
     session = onnxruntime.InferenceSession(str(out / layout.ONNX), providers=["CPUExecutionProvider"])
     noise = torch.randn(5, *run.family.noise_shape, generator=torch.Generator().manual_seed(9))  # another batch size
     labels = torch.tensor([4, 0, 9, 2, 2]) if run.num_classes else None
     feeds = {"noise": noise.numpy(), **({"labels": labels.numpy()} if labels is not None else {})}
     (images,) = session.run(None, feeds)
-    expected = run.sample(noise=noise, labels=labels).numpy()
+    expected = run.sample(noise=noise, labels=labels, **ONNX_FAMILIES[family]).numpy()
     assert images.shape == expected.shape and np.abs(images - expected).max() <= TOLERANCE
     assert "## ONNX" in (out / layout.CARD).read_text()
+
+
+@pytest.mark.slow  # traces iCT's one-step sampler (about 6 s)
+def test_format_onnx_refuses_a_graph_whose_batch_size_came_out_fixed(tmp_path):
+    build_run(tmp_path / "run", "ict", overrides=("model=ict", "model.net.denoiser.width=8"))
+    with pytest.raises(GenlabError, match="ConsistencyTraining's graph came out with a fixed batch size of 8"):
+        genlab.load(tmp_path / "run").export(tmp_path / "ict", format="onnx", n=0)
+    assert not (tmp_path / "ict").exists() and not list(tmp_path.glob(".ict.partial-*"))
 
 
 def test_format_onnx_of_a_many_step_family_is_refused_in_one_line_before_anything_is_written(runs, tmp_path):
     result = run_genlab("export", f"ckpt_path={runs['ddpm'] / 'checkpoints' / 'last.ckpt'}", f"out={tmp_path / 'x'}",
                         "format=onnx", cwd=tmp_path)
     [line] = [line for line in result.stderr.splitlines() if line.startswith("genlab: error:")]
-    assert result.returncode != 0 and "format=onnx: DDPM samples in steps" in line and "use format=safetensors" in line
+    assert result.returncode != 0 and "format=onnx: DDPM samples in many steps" in line and "use format=safetensors" in line
     assert not (tmp_path / "x").exists()

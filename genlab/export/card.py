@@ -155,6 +155,11 @@ def load_example(manifest: dict[str, Any]) -> list[str]:
     return [f"images = run.sample(4{labels}, seed=0)   # (4, C, H, W) in [-1, 1]"]
 
 
+def one_step_note(graph: dict[str, Any]) -> str:
+    sampler = graph.get("sampler") or {}
+    return f", its sampler at {json.dumps(sampler)} (one network evaluation)" if sampler else ""
+
+
 def onnx_lines(manifest: dict[str, Any]) -> list[str]:
     graph = manifest.get("onnx")
     if not graph:
@@ -163,7 +168,8 @@ def onnx_lines(manifest: dict[str, Any]) -> list[str]:
     feed = '{"noise": noise, "labels": labels}' if "labels" in graph["inputs"] else '{"noise": noise}'
     return [
         "## ONNX", "",
-        f"`{ONNX}` is the generator with the {graph['weights']} weights as one graph (opset {graph['opset']}): inputs"
+        f"`{ONNX}` is the generator with the {graph['weights']} weights{one_step_note(graph)} as one graph"
+        f" (opset {graph['opset']}): inputs"
         f" {inputs}; output `images`, (batch, {', '.join(str(s) for s in graph['image_shape'])}) in [-1, 1]. On"
         f" {graph['checked_images']} images drawn at seed {graph['seed']}, onnxruntime's images differ from torch's by at"
         f" most {graph['max_abs_difference']:.2g} (the export refuses more than {graph['tolerance']:g}).", "",
