@@ -134,6 +134,14 @@ def test_every_model_option_exports_and_loads_back_to_its_images(runs, tmp_path,
         assert torch.equal(loaded.sample(3, seed=5, **options), run.sample(3, seed=5, **options))
 
 
+def test_a_run_sampling_a_posthoc_average_in_place_of_its_raw_weights_is_not_exported_as_raw(runs, tmp_path):
+    run = genlab.load(runs["dcgan"])
+    run.model.weights_loaded = "posthoc_ema sigma_rel=0.1 at step 7"  # as genlab.load(..., ema_length=0.1) leaves it
+    with pytest.raises(GenlabError, match="load the run without ema_length to export it"):
+        run.export(tmp_path / "posthoc")
+    assert not (tmp_path / "posthoc").exists()
+
+
 def test_an_export_never_writes_into_a_folder_that_holds_files(runs, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()

@@ -54,6 +54,9 @@ def export_run(run: Run, out: Path, *, format: str = "safetensors", n: int = 64,
 
     if format not in FORMATS:
         raise ConfigError(f"format={format!r} is not valid: it must be one of {', '.join(FORMATS)}")
+    if run.model.weights_loaded is not None:  # raw.safetensors would hold it under the raw weights' name
+        raise ConfigError(f"export: this run samples {run.model.weights_loaded} in place of its raw weights, which an"
+                          " export cannot tell apart from them: load the run without ema_length to export it")
     sampler = dict(sampler or {})
     run.family.check_options(sampler)
     if format == "onnx":
