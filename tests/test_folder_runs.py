@@ -70,9 +70,11 @@ def test_every_image_to_image_family_trains_on_a_folder_of_class_folders(picture
     assert finished.returncode == 0, finished.stderr[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["pix2pix", "palette_flow"])
 def test_a_flat_folder_trains_the_image_to_image_families_judged_by_pixels(tmp_path, family):
-    """No classes, so no domain classifier: val/psnr and val/ssim beside the baseline's, no val/fid or label accuracy."""
+    """No classes, so no domain classifier: val/psnr and val/ssim beside the baseline's, no val/fid or label accuracy;
+    `genlab eval` judges the outputs with FID Inception features, and says there are no label metrics."""
     root = make_flat_folder(tmp_path / "photos", count=12, size=66)
     finished = run_genlab("train", f"model={family}", "data=folder", f"data.root={root}", "data.image_size=64",
                           "data.val_size=2", "data.batch_size=4", "trainer.max_epochs=1", f"paths.cache_dir={tmp_path / 'cache'}",
@@ -88,6 +90,13 @@ def test_a_flat_folder_trains_the_image_to_image_families_judged_by_pixels(tmp_p
         state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
         levels = {key.split(".")[3] for key in state["state_dict"] if key.startswith("family.generator.down.")}
         assert levels == {str(level) for level in range(6)}
+        judged = run_genlab("eval", f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", "split=val", "n_samples=2",
+                            "kid_subset_size=2", "kid_subsets=2", "progress=false", f"paths.cache_dir={tmp_path / 'cache'}",
+                            cwd=tmp_path)
+        assert judged.returncode == 0, judged.stderr[-3000:]
+        (entry,) = json.loads((tmp_path / "run" / "checkpoints" / "metrics.json").read_text()).values()
+        assert entry["protocol"]["extractor"] == "inception" and "label_accuracy" not in entry["metrics"]
+        assert {"psnr", "ssim", "fid"} <= set(entry["metrics"]) and "label metrics" in judged.stdout
 
 
 @pytest.mark.parametrize("family", ["dcgan", "ddpm"])
