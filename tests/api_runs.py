@@ -29,7 +29,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "vae": ("model=vae", "model.latent_dim=4", "model.net.encoder.base_channels=8", "model.net.decoder.base_channels=8"),
 }
 PROGRESS = {"generator_steps": 7, "images_seen": 112}
-SUMMARY = {"status": "completed", "overrides": ["model=dcgan", "paths.data_dir=/somewhere/private"],
+SUMMARY = {"status": "completed", "overrides": ["model=dcgan", "paths.data_dir=/somewhere/private",
+                                               "data.root=/somewhere/private/digits"],
            "metrics": {"val/fid": 50.0}, "seconds": 90.0, "epochs": 2, "generator_steps": 7.0, "images_seen": 112.0}
 
 

@@ -64,7 +64,9 @@ def test_an_export_holds_its_weights_config_card_grid_and_metrics_and_no_pickle(
     manifest = json.loads((exported / layout.MANIFEST).read_text())
     assert manifest["weights"] == {"raw": "raw.safetensors", "ema": "ema.safetensors", "default": "ema"}
     assert manifest["progress"]["generator_steps"] == PROGRESS["generator_steps"]
-    assert manifest["training"]["overrides"] == ["model=dcgan"]  # no paths.* of the machine that trained it
+    # neither paths.* nor any other folder of the machine that trained it
+    assert manifest["training"]["overrides"] == ["model=dcgan", "data.root=<path>"]
+    assert "/somewhere/private" not in (exported / layout.MANIFEST).read_text() + (exported / layout.CARD).read_text()
     assert json.loads((exported / layout.METRICS).read_text()) == EVALUATED
     config = OmegaConf.load(exported / layout.CONFIG)
     assert "paths" not in config and config.model.net.generator.image_shape == [1, 28, 28]  # resolved

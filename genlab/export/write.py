@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,11 +203,20 @@ def training_facts(run: Run) -> dict[str, Any]:
     summary = run.summary
     facts = {key: summary.get(key) for key in ("status", "seconds", "epochs", "generator_steps", "images_seen")
              if summary.get(key) is not None}
-    overrides = [o for o in summary.get("overrides") or [] if isinstance(o, str) and not o.lstrip("+~").startswith(
-        ("paths.", "hydra.", "ckpt_path"))]
+    overrides = [without_folders(o) for o in summary.get("overrides") or [] if isinstance(o, str) and
+                 not o.lstrip("+~").startswith(("paths.", "hydra.", "ckpt_path"))]
     if overrides:
         facts["overrides"] = overrides
     return facts
+
+
+# an absolute path in an override's value (a teacher's checkpoint, a callback's folder): this machine's, not the model's
+ABSOLUTE_PATH = re.compile(r"(?<=[=:,\[{])\s*/[^,\]}\s]*")
+
+
+def without_folders(override: str) -> str:
+    """An override with each absolute path in its value written as <path> (`model.teacher.ckpt_path=<path>`)."""
+    return ABSOLUTE_PATH.sub("<path>", override)
 
 
 def hydra_choices(run: Run) -> dict[str, str]:
