@@ -8,8 +8,6 @@ import json
 import os
 import shlex
 import signal
-import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
@@ -23,7 +21,6 @@ from optuna.trial import TrialState
 from tests.conftest import Finished, make_mnist, run_genlab
 from genlab.commands.report import main as report_main
 
-GENLAB = str(Path(sys.executable).parent / "genlab")
 ROOT = Path(__file__).resolve().parents[1]
 # a VAE search whose trials take seconds: two epochs of four batches, no FID (so no domain classifier to train)
 SEARCH = ("model=vae", "hparams_search=vae_optuna", "debug=limit", "trainer.enable_progress_bar=false",
@@ -89,15 +86,30 @@ class SigtermInTraining(pl.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+def in_this_process(*args: str, cwd: Path) -> Finished:
+    """genlab(...), then this process's environment as it was: Hydra's env_set leaves the last trial's numbers in it."""
+    trial_environment = {name: os.environ.get(name) for name in ("GENLAB_OPTUNA_TRIAL", "GENLAB_OPTUNA_TRIAL_ID")}
+    try:
+        return genlab(*args, cwd=cwd)
+    finally:
+        for name, value in trial_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.mark.slow
 def test_a_trial_stopped_in_training_is_continued_from_its_checkpoint_by_the_next_command(tmp_path):
     # trial 1 gets SIGTERM at generator step 6 of 8 (in its second epoch): the search stops; the same command
-    # then continues trial 1 from its checkpoint as trial 2, which brings the study to n_trials=2
+    # then continues trial 1 from its checkpoint as trial 2, which brings the study to n_trials=2. Both commands run
+    # in this process: the callback signals the process it runs in, which genlab's handler catches either way
     sigterm = "+callbacks.sigterm={_target_:tests.test_search.SigtermInTraining,trial:1,step:6}"
     args = ("train", *SEARCH, "hydra.sweeper.n_trials=2", "hydra/sweeper/pruner=none", sigterm)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the callback's module, in the search's process
-    first = subprocess.run([GENLAB, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    handler = signal.getsignal(signal.SIGTERM)
+    first = in_this_process(*args, cwd=tmp_path)
     assert first.returncode == 128 + signal.SIGTERM, first.stderr[-2000:]
+    assert signal.getsignal(signal.SIGTERM) == handler, "genlab's SIGTERM handler was left installed"
     error_lines = [line for line in first.stderr.splitlines() if line.startswith("genlab: error:")]
     assert len(error_lines) == 1 and "trial 1 was interrupted" in error_lines[0] and "run the same command again" in error_lines[0]
     before = load(tmp_path)
@@ -107,16 +119,8 @@ def test_a_trial_stopped_in_training_is_continued_from_its_checkpoint_by_the_nex
     assert (tmp_path / STUDY / "trial_1" / "checkpoints" / "interrupted.ckpt").is_file()
     stamp = (tmp_path / STUDY / "trial_0" / "summary.json").stat().st_mtime_ns
 
-    # the same command again, in this process (no signal is sent this time: trial 1 is not run again)
-    trial_environment = {name: os.environ.get(name) for name in ("GENLAB_OPTUNA_TRIAL", "GENLAB_OPTUNA_TRIAL_ID")}
-    try:
-        again = genlab(*args, cwd=tmp_path)
-    finally:  # Hydra's env_set leaves the last trial's numbers in this process's environment
-        for name, value in trial_environment.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    # the same command again (no signal is sent this time: trial 1 is not run again)
+    again = in_this_process(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     after = load(tmp_path)
     assert after._study_id == before._study_id  # the same study, continued
