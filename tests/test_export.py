@@ -208,7 +208,7 @@ def test_a_crafted_export_is_refused_in_one_line_before_anything_is_built(export
 
 # the one-pass families (a GAN, a conditional GAN, a VAE's decoder) and the few-step ones at one step, with the sampler
 # options the graph is made under
-ONNX_FAMILIES = {"dcgan": {}, "cgan": {}, "vae": {}, "meanflow": {"steps": 1}}
+ONNX_FAMILIES = {"dcgan": {}, "cgan": {}, "vae": {}, "meanflow": {"steps": 1}, "ict": {"steps": 1}}
 
 
 @pytest.mark.slow  # torch.export traces each generator (a few seconds each)
@@ -234,8 +234,16 @@ def test_format_onnx_writes_a_graph_that_onnxruntime_runs_to_torchs_images_withi
 
 
 @pytest.mark.slow  # traces iCT's one-step sampler (about 6 s)
-def test_format_onnx_refuses_a_graph_whose_batch_size_came_out_fixed(tmp_path):
+def test_format_onnx_refuses_a_graph_whose_batch_size_came_out_fixed(tmp_path, monkeypatch):
+    """A sampler that sizes a tensor by len(x) (a Python int when traced) fixes the batch size of the graph: here
+    iCT's one-step sampler written that way, which genlab's once was."""
+    import genlab.families.consistency as consistency
+
+    def sized_by_len(f, noise, sigmas, sigma_min, draw, on_step=None):
+        return f(noise * sigmas[0], torch.full((len(noise),), sigmas[0], device=noise.device))
+
     build_run(tmp_path / "run", "ict", overrides=("model=ict", "model.net.denoiser.width=8"))
+    monkeypatch.setattr(consistency, "sample_consistency", sized_by_len)
     with pytest.raises(GenlabError, match="ConsistencyTraining's graph came out with a fixed batch size of 8"):
         genlab.load(tmp_path / "run").export(tmp_path / "ict", format="onnx", n=0)
     assert not (tmp_path / "ict").exists() and not list(tmp_path.glob(".ict.partial-*"))

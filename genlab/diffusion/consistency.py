@@ -71,7 +71,7 @@ def sample_consistency(
     for index, sigma in enumerate(sigmas):
         if index:
             x = x + math.sqrt(sigma ** 2 - sigma_min ** 2) * draw()
-        x = f(x, torch.full((len(x),), sigma, device=x.device))
+        x = f(x, x.new_full(x.shape[:1], sigma))  # x.shape, not len(x): a traced graph keeps its batch size free
         if on_step is not None:
             on_step(x)
     return x

@@ -4,9 +4,9 @@ step) as an ONNX graph, run by onnxruntime on seeded noise and compared with tor
 The graph is the family's own `decode` (noise [and class labels] to images in [-1, 1]) around its image network,
 with the weights that sample by default (the EMA when the run kept one, its standing batch norm statistics
 measured first), exported by torch's `torch.export`-based exporter with a dynamic batch size. A few-step family
-(MeanFlow, reflow; consistency training and distillation are tried) is exported as its one-step sampler
-(`steps=1`, reflow's with Euler): one network evaluation, the sampler's times written into the graph. A graph
-whose batch size came out fixed (the consistency samplers' code fixes it when traced) is refused, as are diffusion
+(MeanFlow, reflow, consistency training and distillation) is exported as its one-step sampler (`steps=1`,
+reflow's with Euler): one network evaluation, the sampler's times written into the graph. A graph whose batch
+size came out fixed (a sampler that sizes a tensor by `len(x)`, a Python int when traced) is refused, as are diffusion
 and flow matching (many steps) and the image-to-image families. onnx, onnxscript and onnxruntime are the optional
 extra `genlab[onnx]`.
 """
@@ -66,7 +66,7 @@ def check_onnx_export(run: Run) -> dict[str, Any]:
         kind = "makes images from input images" if run.translates else \
             f"samples in many steps (its sampler options: {', '.join(family.sampler_options())})"
         raise ConfigError(f"format=onnx: {type(family).__name__} {kind}, and ONNX export covers generators of one"
-                          " network pass (GANs, VAEs, MeanFlow and reflow at one step): use format=safetensors")
+                          " network pass (GANs, VAEs, the few-step families at one step): use format=safetensors")
     missing = [name for name in PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         raise ConfigError(f"format=onnx needs the package(s) {', '.join(missing)}: pip install 'genlab[onnx]'"
