@@ -88,6 +88,29 @@ def fake_data_root(tmp_path: Path) -> Path:
     return root
 
 
+# a small mnist_mini domain classifier (93% on the test digits) for the tests that judge conditional samples by it
+SMALL_MNIST_JUDGE = {"epochs": 2, "batch_size": 128, "lr": 1e-3, "base_channels": 16, "feature_dim": 32, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def small_mnist_judge(tmp_path_factory):
+    """SMALL_MNIST_JUDGE's feature extractor, trained once a session (about 7 s): its cache folder is shared by every
+    pytest-xdist worker, and a lock lets one worker train it while another waits to read it. The cache is keyed by
+    the data and the settings, so each test gets the classifier it would have trained itself."""
+    import fcntl
+
+    from genlab.data.sources import MNISTMini
+    from genlab.metrics.domain_classifier import load_or_train
+
+    base = tmp_path_factory.getbasetemp()
+    cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared_judge_cache"
+    cache.mkdir(exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        extractor, _ = load_or_train(cache, "mnist_mini", MNISTMini().load, 10, SMALL_MNIST_JUDGE)
+    return extractor
+
+
 ComposeFn = Callable[..., DictConfig]
 
 

@@ -15,13 +15,13 @@ from genlab.data.datamodule import to_signed_unit
 from genlab.data.sources import MNISTMini
 from genlab.generation import sample_batches
 from genlab.metrics.conditioning import intra_class_fid, label_accuracy, requested_labels
-from genlab.metrics.domain_classifier import load_or_train
 from genlab.metrics.quality import fid
 from genlab.families.base import Family
 from genlab.modules.base import TrainingModule
+from tests.conftest import SMALL_MNIST_JUDGE
 
-# a small domain classifier (93% on the test digits) keeps its one-off training to seconds
-SMALL_JUDGE = {"epochs": 2, "batch_size": 128, "lr": 1e-3, "base_channels": 16, "feature_dim": 32, "seed": 0}
+# a small domain classifier (93% on the test digits) keeps its one-off training to seconds, once a session
+SMALL_JUDGE = SMALL_MNIST_JUDGE
 # model=cgan's nets and objective, narrower and at 10x the paper's learning rate so that the labels take
 # hold within 320 batches: at 2e-4 the per-class affines barely move from their start in 80 or 200
 SHORT_CGAN = (
@@ -65,10 +65,8 @@ class Logged(TrainingModule):
 
 
 @pytest.fixture(scope="module")
-def judge(tmp_path_factory):
-    splits = MNISTMini().load
-    extractor, _ = load_or_train(tmp_path_factory.mktemp("cache"), "mnist_mini", splits, 10, SMALL_JUDGE)
-    return extractor
+def judge(small_mnist_judge):
+    return small_mnist_judge
 
 
 @pytest.fixture(scope="module")

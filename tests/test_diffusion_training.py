@@ -7,12 +7,7 @@ import pytorch_lightning as pl
 import torch
 
 from genlab.builder import build
-from genlab.data.sources import MNISTMini
 from genlab.metrics.conditioning import label_accuracy, requested_labels
-from genlab.metrics.domain_classifier import load_or_train
-
-# a small domain classifier (93% on the test digits) keeps its one-off training to seconds
-SMALL_JUDGE = {"epochs": 2, "batch_size": 128, "lr": 1e-3, "base_channels": 16, "feature_dim": 32, "seed": 0}
 
 
 def short_run(compose_train, model: str, batches: int, epochs: int, *overrides: str) -> tuple[pl.LightningModule, list[float]]:
@@ -47,11 +42,11 @@ def test_a_short_ddpm_run_lowers_its_loss(compose_train, prediction, schedule):
 
 
 @pytest.mark.slow
-def test_a_short_conditional_flow_run_lowers_its_loss_and_draws_the_class_asked_for(compose_train, tmp_path):
+def test_a_short_conditional_flow_run_lowers_its_loss_and_draws_the_class_asked_for(compose_train, small_mnist_judge):
     # measured: loss 1.66 -> 0.51 over 50 batches; label accuracy 0.41 at guidance 3 (0.2 at guidance 1; chance 0.1)
     model, losses = short_run(compose_train, "cflow", batches=25, epochs=2)
     assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10
-    judge, _ = load_or_train(tmp_path / "cache", "mnist_mini", MNISTMini().load, 10, SMALL_JUDGE)
+    judge = small_mnist_judge  # conftest's SMALL_MNIST_JUDGE (93% on the test digits), trained once a session
     samples = model.sample(100, generator=torch.Generator().manual_seed(1), method="euler", steps=6, guidance=3.0)
     with torch.no_grad():
         accuracy = label_accuracy(judge.probabilities(samples), requested_labels(100, 10))
