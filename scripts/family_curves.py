@@ -290,10 +290,11 @@ def plot(rows: list[dict[str, Any]], path: Path, args: argparse.Namespace) -> No
     import matplotlib.pyplot as plt
 
     families = list(dict.fromkeys(row["family"] for row in rows))
-    colours = plt.get_cmap("tab20").colors
+    # 40 colours (tab20, then tab20b) and 12 markers: no two of up to 40 families look alike
+    colours = plt.get_cmap("tab20").colors + plt.get_cmap("tab20b").colors
     figure, (over_time, over_nfe) = plt.subplots(1, 2, figsize=(14, 5.5))
     for index, family in enumerate(families):
-        style = {"marker": "os^Dv<>ph*"[index % 10], "color": colours[index % len(colours)],
+        style = {"marker": "os^Dv<>ph*XP"[index % 12], "color": colours[index % len(colours)],
                  "linestyle": "-" if denoising(family) else "--"}
         timed = [row for row in rows if row["family"] == family and row.get("kind", "point") != "steps"]
         if not timed:
@@ -305,7 +306,9 @@ def plot(rows: list[dict[str, Any]], path: Path, args: argparse.Namespace) -> No
     for axis in (over_time, over_nfe):
         axis.axhline(20, color="grey", linestyle=":", linewidth=1, label="FID 20")
         axis.set(yscale="log", ylabel="classifier FID vs test split (lower is better)")
-    threads = f"{args.threads} CPU thread{'s' if args.threads > 1 else ''} per run, {args.jobs} run{'s' if args.jobs > 1 else ''} at once"
+    # --runs judges runs trained elsewhere: this call's --threads and --jobs say nothing of their training
+    threads = ("as each run was trained" if args.runs else
+               f"{args.threads} CPU thread{'s' if args.threads > 1 else ''} per run, {args.jobs} run{'s' if args.jobs > 1 else ''} at once")
     over_time.set(xlabel=f"training minutes (wall clock, {threads})",
                   title=f"mnist_mini: FID against training time ({args.eval_samples:,} samples per point)")
     over_nfe.set(xscale="log", xlabel="network evaluations per image (log; guidance counts twice)",
