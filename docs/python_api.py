@@ -4,7 +4,8 @@
 # Load a trained run, make images, read what the run recorded, and export it as a folder to share. This file is
 # both a script (`python docs/python_api.py`) and a notebook in jupytext's percent format: each `# %%` starts a
 # cell (`jupytext --to notebook docs/python_api.py` makes an .ipynb). `GENLAB_EXAMPLE_RUN` names the run folder;
-# without it, the newest run under outputs/train/runs (`make train` makes one in about a minute and a half).
+# without it, the newest training run under outputs/ (`make train` makes one in outputs/quickstart/runs in about a
+# minute and a half; `genlab train` in outputs/train/runs).
 # docs/python_api.md says what each call does; tests/test_api.py runs this file.
 
 # %%
@@ -13,7 +14,11 @@ from pathlib import Path
 
 import genlab
 
-folder = os.environ.get("GENLAB_EXAMPLE_RUN") or max(Path("outputs/train/runs").iterdir(), key=lambda p: p.name)
+trained = sorted([*Path("outputs/train/runs").glob("*"), *Path("outputs/quickstart/runs").glob("*")], key=lambda p: p.name)
+folder = os.environ.get("GENLAB_EXAMPLE_RUN") or (trained[-1] if trained else None)
+if folder is None:
+    raise SystemExit("no run under outputs/train/runs or outputs/quickstart/runs: run `make train` first, or set"
+                     " GENLAB_EXAMPLE_RUN to a run folder")
 run = genlab.load(folder)  # checkpoints/last.ckpt; checkpoint="best", device="cuda", ema=False, ... choose others
 print(run)
 
