@@ -55,8 +55,17 @@ def assert_same_metrics(a: dict, b: dict, rel: float) -> None:
 
 
 def test_channels_last_runs_the_convolutions_in_nhwc_and_gives_the_same_losses(compose_train, fake_data_root):
+    """NHWC sums each convolution in another order: from the same weights, the same losses to float32 rounding.
+    Over many steps that rounding is not bounded (Adam divides each gradient by its own running size, so a 1e-7
+    change in a near-zero gradient moves a weight by up to the learning rate): with one thread, 8 WGAN-GP critic
+    steps turned 1e-7 into 7e-4 in the penalty, in NCHW and NHWC alike. So the losses are compared at the first
+    step, tightly, and the whole run checks that every convolution ran in NHWC."""
     data = ("data=cifar10", f"paths.data_dir={fake_data_root}")
-    _, _, eager = fit(compose_train(*BARE, *data, "model=wgan_gp"))
+    _, _, eager = fit(compose_train(*BARE, *data, "model=wgan_gp", "trainer.max_steps=1"))
+    _, _, nhwc = fit(compose_train(*BARE, *data, "model=wgan_gp", "trainer.max_steps=1", "speed.channels_last=true"))
+    assert any(name.startswith("train/") for name in eager)
+    assert_same_metrics(nhwc, eager, rel=1e-5)
+
     cfg = compose_train(*BARE, *data, "model=wgan_gp", "speed.channels_last=true")
     pl.seed_everything(0, verbose=False)
     datamodule, module, trainer = build(cfg)
@@ -65,7 +74,7 @@ def test_channels_last_runs_the_convolutions_in_nhwc_and_gives_the_same_losses(c
     weight = module.family.discriminator.net[0].weight
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     assert calls and all(call["nhwc"] for call in calls)
-    assert_same_metrics({k: float(v) for k, v in trainer.callback_metrics.items()}, eager, rel=1e-4)
+    assert all(torch.isfinite(torch.as_tensor(v)).all() for v in trainer.callback_metrics.values())
 
 
 @pytest.mark.slow
