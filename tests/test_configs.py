@@ -51,6 +51,8 @@ def test_the_groups_the_cli_promises_exist():
         assert group in GROUPS
 
 
+# a sweep over every option of every group (93 composes): the full suite's, not the edit loop's
+@pytest.mark.slow
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_resolves(compose_train, group, option):
     from hydra.core.hydra_config import HydraConfig
@@ -131,9 +133,11 @@ def nets_of(cfg) -> set[str]:
 
 
 NET_ROLES = {net: nets_of(composed(f"model/net={net}")) for net in GROUPS["model/net"]}
-MODEL_NETS = {model: composed(f"model={model}", hydra=True).hydra.runtime.choices["model/net"] for model in MODELS}
+# each model composed once at collection (in every xdist worker, fast lane included): its net and its kind
+MODEL_CONFIGS = {model: composed(f"model={model}", hydra=True) for model in MODELS}
+MODEL_NETS = {model: cfg.hydra.runtime.choices["model/net"] for model, cfg in MODEL_CONFIGS.items()}
 # the image-to-image families (their config takes the task) and their nets, which they size from the task
-TRANSLATION = {model for model in MODELS if "task" in composed(f"model={model}").model}
+TRANSLATION = {model for model, cfg in MODEL_CONFIGS.items() if "task" in cfg.model}
 TRANSLATION_NETS = {MODEL_NETS[model] for model in TRANSLATION}
 # every model on its own nets, and every net under the first model (alphabetically) whose nets play its roles:
 # each objective and each network built once per data shape (a net fits every model of its roles)
@@ -142,6 +146,8 @@ PAIRS = sorted({(m, n) for m, n in MODEL_NETS.items()} | {
     for n in GROUPS["model/net"] if n not in TRANSLATION_NETS})
 
 
+# every model and net built for both data shapes (66 builds): the full suite's, not the edit loop's
+@pytest.mark.slow
 @pytest.mark.parametrize(("model", "net"), PAIRS, ids=[f"{m}-{n}" for m, n in PAIRS])
 @pytest.mark.parametrize("data", ["mnist", "cifar10"])
 def test_every_model_builds_for_every_net_and_data_shape(compose_train, model, net, data):
@@ -174,7 +180,7 @@ def without(cfg, *keys: str) -> dict:
 def test_a_model_option_sets_its_own_keys_and_picks_its_papers_optimizer_option(model):
     # everything outside `model` is what the default model with the same optimizer option composes:
     # a model file reaches no other group's keys
-    cfg = composed(f"model={model}", hydra=True)
+    cfg = MODEL_CONFIGS[model]  # composed(f"model={model}", hydra=True), at collection
     optimizer = cfg.hydra.runtime.choices.optimizer
     assert without(cfg, "model", "hydra") == without(composed(f"optimizer={optimizer}"), "model")
 
