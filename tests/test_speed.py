@@ -55,11 +55,12 @@ def assert_same_metrics(a: dict, b: dict, rel: float) -> None:
 
 
 def test_channels_last_runs_the_convolutions_in_nhwc_and_gives_the_same_losses(compose_train, fake_data_root):
-    """NHWC sums each convolution in another order: from the same weights, the same losses to float32 rounding.
-    Over many steps that rounding is not bounded (Adam divides each gradient by its own running size, so a 1e-7
-    change in a near-zero gradient moves a weight by up to the learning rate): with one thread, 8 WGAN-GP critic
-    steps turned 1e-7 into 7e-4 in the penalty, in NCHW and NHWC alike. So the losses are compared at the first
-    step, tightly, and the whole run checks that every convolution ran in NHWC."""
+    """NHWC sums each convolution in another order: from the same weights, the same losses to float32 rounding
+    (both layouts are about 1e-7 from float64 here). Over many steps that rounding is not bounded: Adam divides
+    each gradient by its own running size, so a 1e-7 change in a near-zero gradient moves a weight by up to the
+    learning rate, and after 8 WGAN-GP critic steps on one thread the two layouts' penalties differed by 7e-4.
+    So the losses are compared at the first step, tightly, and the whole run checks that every convolution ran
+    in NHWC."""
     data = ("data=cifar10", f"paths.data_dir={fake_data_root}")
     _, _, eager = fit(compose_train(*BARE, *data, "model=wgan_gp", "trainer.max_steps=1"))
     _, _, nhwc = fit(compose_train(*BARE, *data, "model=wgan_gp", "trainer.max_steps=1", "speed.channels_last=true"))
