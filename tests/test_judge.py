@@ -4,6 +4,7 @@ that makes it, and every number it judged says which classifier that was."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,30 @@ def test_a_classifier_trained_with_other_settings_gets_its_own_cache_entry(tmp_p
     monkeypatch.setattr(domain_classifier, "train_classifier", lambda *args: pytest.fail("trained a cached classifier again"))
     _, again = load_or_train(tmp_path, "mnist", splits(train, test), 10, TINY)
     assert again == first and again["settings"] == TINY
+
+
+def test_judges_started_together_train_the_classifier_once_and_share_it(tmp_path, monkeypatch):
+    """A parallel eval sweep's jobs want the same judge at once: one trains it, the others wait and read it."""
+    import threading
+
+    train, test = digits(64), digits(32, seed=1)
+    trained, real = [], domain_classifier.train_classifier
+
+    def slow_training(*args):
+        trained.append(threading.get_ident())
+        time.sleep(0.5)  # long enough that the other judge asks while this one trains
+        return real(*args)
+
+    monkeypatch.setattr(domain_classifier, "train_classifier", slow_training)
+    facts: list[dict] = []
+    judges = [threading.Thread(target=lambda: facts.append(load_or_train(tmp_path, "mnist", splits(train, test), 10,
+                                                                         TINY)[1])) for _ in range(2)]
+    for judge in judges:
+        judge.start()
+    for judge in judges:
+        judge.join()
+    assert len(trained) == 1 and len(facts) == 2 and facts[0] == facts[1]
+    assert [p.name for p in (tmp_path / "classifiers").iterdir()] == [f"mnist-{facts[0]['key']}.pt"]
 
 
 def test_the_key_follows_the_training_images_and_labels_and_each_setting():

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.run.checkpoints import atomic_torch_save, load_checkpoint
+from genlab.run.waiting_lock import exclusive_lock
 from genlab.data.datamodule import DeviceBatchLoader
 from genlab.data.sources import LabeledImages
 from genlab.metrics.features import ClassifierFeatures
@@ -113,6 +114,30 @@ def _train(
     return classifier.eval(), accuracy(classifier, test.to(device))
 
 
+
+def train_and_save(train: LabeledImages, splits: Any, num_classes: int, settings: Mapping[str, Any],
+                   device: str | torch.device, key: str, data_name: str, path: Path) -> dict[str, Any]:
+    """Train the classifier of `settings` on `train` and write it to `path` whole (atomically); returns what was saved."""
+    log.info("training the %s domain classifier once (cached as %s) ...", data_name, path)
+    start = time.perf_counter()
+    classifier, test_accuracy = train_classifier(train, splits("test"), num_classes, settings, device)
+    saved = {
+        "state_dict": {k: v.cpu() for k, v in classifier.state_dict().items()},
+        "config": {
+            "image_shape": list(train.images.shape[1:]),
+            "num_classes": num_classes,
+            "base_channels": settings["base_channels"],
+            "feature_dim": settings["feature_dim"],
+        },
+        "test_accuracy": test_accuracy,
+        "key": key,
+        "settings": {name: settings.get(name) for name in SETTINGS},
+    }
+    atomic_torch_save(saved, path)
+    log.info("%s classifier: %.2f%% test accuracy, trained in %.0f s", data_name, 100 * test_accuracy, time.perf_counter() - start)
+    return saved
+
+
 def load_or_train(
     cache_dir: str | Path,
     data_name: str,
@@ -130,26 +155,10 @@ def load_or_train(
     train = splits("train")
     key = judge_key(data_name, train, num_classes, settings)
     path = classifier_path(cache_dir, data_name, key)
-    if path.is_file():
-        saved = load_checkpoint(path)
-    else:
-        log.info("training the %s domain classifier once (cached as %s) ...", data_name, path)
-        start = time.perf_counter()
-        classifier, test_accuracy = train_classifier(train, splits("test"), num_classes, settings, device)
-        saved = {
-            "state_dict": {k: v.cpu() for k, v in classifier.state_dict().items()},
-            "config": {
-                "image_shape": list(train.images.shape[1:]),
-                "num_classes": num_classes,
-                "base_channels": settings["base_channels"],
-                "feature_dim": settings["feature_dim"],
-            },
-            "test_accuracy": test_accuracy,
-            "key": key,
-            "settings": {name: settings.get(name) for name in SETTINGS},
-        }
-        atomic_torch_save(saved, path)
-        log.info("%s classifier: %.2f%% test accuracy, trained in %.0f s", data_name, 100 * test_accuracy, time.perf_counter() - start)
+    # processes judging at once (a parallel eval sweep, runs side by side) train it once: the others wait and read it
+    with exclusive_lock(Path(cache_dir).expanduser() / ".locks" / f"{path.name}.lock"):
+        saved = load_checkpoint(path) if path.is_file() else train_and_save(train, splits, num_classes, settings,
+                                                                            device, key, data_name, path)
     config = saved["config"]
     classifier = Classifier(config["image_shape"], config["num_classes"], config["base_channels"], config["feature_dim"])
     classifier.load_state_dict(saved["state_dict"])

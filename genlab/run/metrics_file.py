@@ -9,19 +9,18 @@ left as it is (the results go to a new metrics-<time>.json beside it).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from genlab.errors import GenlabError
 from genlab.run.atomic import atomic_write_json
 from genlab.run.fresh import write_new
+from genlab.run.waiting_lock import exclusive_lock
 
 log = logging.getLogger("genlab")
 
@@ -54,7 +53,7 @@ def write_results(results: dict[str, Any], ckpt_path: str | Path) -> Path:
     """
     path = results_file(ckpt_path)
     try:
-        with metrics_lock(path.with_name(".metrics.json.lock")):
+        with exclusive_lock(path.with_name(".metrics.json.lock")):
             entries, unreadable = read_entries(path)
             if entries is None:
                 return write_beside_unreadable(results, Path(ckpt_path).name, path, unreadable)
@@ -158,19 +157,3 @@ def keep_in_job_folder(results: dict[str, Any], output_dir: Path) -> Path | None
     except OSError as error:
         log.warning("cannot keep a copy of the results in %s (%s)", output_dir, error.strerror or error)
         return None
-
-
-@contextlib.contextmanager
-def metrics_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (POSIX flock; where there is none, no lock)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
