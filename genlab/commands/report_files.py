@@ -10,7 +10,6 @@ or the new one, never half of either.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from genlab.errors import ConfigError, first_line
 from genlab.run.atomic import atomic_write, atomic_write_json
+from genlab.run.file_digest import file_sha256
 
 RECORD = ".genlab-report.json"
 WRITER = "genlab report"
@@ -51,14 +51,6 @@ def check_out_folder(out: Path, chosen: bool) -> None:
     except OSError as error:
         raise ConfigError(f"{where(out, chosen)} cannot be written ({error.strerror}): choose a folder you can write"
                           " with --out <folder>") from error
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_record(out: Path) -> Record:
@@ -97,7 +89,7 @@ def foreign(out: Path, name: str, record: Record) -> Path | None:
             return folder
     if not (target.exists() or target.is_symlink()):
         return None
-    if target.is_symlink() or not target.is_file() or sha256(target) not in record.get(name, []):
+    if target.is_symlink() or not target.is_file() or file_sha256(target) not in record.get(name, []):
         return target
     return None
 
@@ -122,7 +114,7 @@ def publish(stage: Path, out: Path, chosen: bool) -> list[Path]:
     names = staged_files(stage)
     record = read_record(out)
     refuse_foreign_files(names, out, record, chosen)
-    new = {name: sha256(stage / name) for name in names}
+    new = {name: file_sha256(stage / name) for name in names}
     kept = {name: hashes for name, hashes in record.items() if (out / name).is_file()}
     try:
         out.mkdir(parents=True, exist_ok=True)

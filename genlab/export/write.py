@@ -9,7 +9,6 @@ before anything is made: nothing a user made is ever replaced.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genlab.errors import ConfigError, GenlabError
+from genlab.run.file_digest import file_sha256
 from genlab.export.layout import (CARD, CONFIG, EMA, EMA_PREFIX, FORMAT, MANIFEST, METRICS, ONNX, POSTHOC_PREFIX, RAW,
                                   SAMPLES, VERSION)
 
@@ -104,7 +104,7 @@ def write_folder(run: Run, folder: Path, name: str, *, format: str, n: int, nrow
     graph = write_onnx(run, folder / ONNX, seed) if format == "onnx" else None
     manifest = manifest_of(run, samples=samples, graph=graph, licence=licence)
     (folder / CARD).write_text(model_card(manifest, metrics, name), encoding="utf-8")
-    manifest["files"] = {path.name: sha256(path) for path in sorted(folder.iterdir()) if path.is_file()}
+    manifest["files"] = {path.name: file_sha256(path) for path in sorted(folder.iterdir()) if path.is_file()}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
 
@@ -234,14 +234,6 @@ def hydra_choices(run: Run) -> dict[str, str]:
         return {}
     return {str(key): str(value) for key, value in choices.items()
             if value is not None and not str(key).startswith("hydra")}
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def genlab_version() -> str:
