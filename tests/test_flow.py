@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from genlab.diffusion.losses import flow_matching_loss
-from genlab.diffusion.paths import linear_path, path_velocity
+from genlab.diffusion.paths import linear_path, path_velocity, u_shaped_times
 from genlab.diffusion.samplers import sample_flow
 from genlab.errors import ConfigError
 from genlab.families.flow import TIME_SCALE, FlowMatching
@@ -61,6 +61,36 @@ def test_logit_normal_times_have_the_asked_mean_and_spread_in_logit_space():
     assert logits.std().item() == pytest.approx(0.8, rel=0.01)
     uniform = stub_module().sample_times(100000)
     assert uniform.mean().item() == pytest.approx(0.5, abs=0.005) and uniform.min() >= 0 and uniform.max() < 1
+
+
+def u_shaped_cdf(t: Tensor, a: float) -> Tensor:
+    """The closed-form CDF of Lee et al.'s density a (e^{at} + e^{a(1 - t)}) / (2 (e^a - 1)) on [0, 1]."""
+    return ((a * t).exp() - (a * (1 - t)).exp() + math.exp(a) - 1) / (2 * math.expm1(a))
+
+
+def test_u_shaped_times_invert_the_exponential_half_and_follow_the_closed_form_cdf():
+    a = 4.0
+    u = torch.tensor([0.0, 0.3, 0.7, 1.0], dtype=torch.float64)
+    heads, tails = u_shaped_times(u, torch.ones_like(u), a), u_shaped_times(u, torch.zeros_like(u), a)
+    half_cdf = lambda s: torch.expm1(a * s) / math.expm1(a)  # noqa: E731  the exponential half, C e^{as}
+    assert torch.allclose(half_cdf(heads), u) and torch.allclose(half_cdf(1 - tails), u)
+    assert torch.allclose(u_shaped_cdf(torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64), a),
+                          torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64))
+    draws = torch.rand(2, 200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = u_shaped_times(draws[0], draws[1], a).sort().values
+    empirical = torch.arange(1, len(t) + 1, dtype=torch.float64) / len(t)
+    assert (empirical - u_shaped_cdf(t, a)).abs().max() < 0.004  # Kolmogorov-Smirnov, 1% level: 0.0036
+    # the ends get cosh(a / 2) ~ 3.8 times the middle's density at a = 4: about a fifth of the draws fall in
+    # [0, 0.05] and [0.95, 1] together, against a tenth under U(0, 1)
+    ends = ((t < 0.05) | (t > 0.95)).double().mean().item()
+    assert ends == pytest.approx(float(2 * u_shaped_cdf(torch.tensor(0.05, dtype=torch.float64), a)), abs=0.003)
+
+
+def test_the_module_draws_u_shaped_times_from_its_generator_with_its_concentration():
+    module = stub_module(time_distribution="u_shaped", time_concentration=2.5)
+    draws = torch.rand(2, 64, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(module.sample_times(64, torch.Generator().manual_seed(3)),
+                       u_shaped_times(draws[0], draws[1], 2.5))
 
 
 @pytest.mark.parametrize(("method", "factor"), [("euler", lambda h: 1 + h), ("heun", lambda h: 1 + h + h * h / 2)])
@@ -118,7 +148,8 @@ def test_bad_sampler_options_are_refused_by_key(options, message):
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"time_distribution": "beta"}, r"model.time_distribution='beta' is not known; choose one of: uniform, logit_normal"),
+    ({"time_distribution": "beta"}, r"model.time_distribution='beta' is not known; choose one of: uniform, logit_normal, u_shaped"),
+    ({"time_distribution": "u_shaped", "time_concentration": 0}, r"model.time_concentration=0 is not valid"),
     ({"time_std": 0}, r"model.time_std=0 is not valid"),
     ({"sampler": {"method": "dpm++"}}, r"sampler.method='dpm\+\+' is not known"),
 ])

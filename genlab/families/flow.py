@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from genlab.diffusion.losses import flow_matching_loss
-from genlab.diffusion.paths import check_time_distribution, linear_path
+from genlab.diffusion.paths import check_time_distribution, linear_path, u_shaped_times
 from genlab.diffusion.samplers import FLOW_SAMPLERS, check_method, sample_flow
 from genlab.errors import is_number, require
 from genlab.families.denoising import Denoising
@@ -25,7 +25,8 @@ TIME_SCALE = 1000.0
 class FlowMatching(Denoising):
     """Rectified flow / conditional flow matching with the linear path; conditional with num_classes > 0.
 
-    `time_distribution`: uniform, or logit_normal with `time_mean`, `time_std` (Esser et al. 2024).
+    `time_distribution`: uniform, logit_normal with `time_mean`, `time_std` (Esser et al. 2024), or u_shaped with
+    `time_concentration` (Lee et al. 2024).
     """
 
     def __init__(
@@ -38,19 +39,26 @@ class FlowMatching(Denoising):
         num_classes: int = 0,
         label_dropout: float = 0.1,
         sampler: Mapping[str, Any] | None = None,
+        time_concentration: float = 4.0,
     ) -> None:
         check_time_distribution(time_distribution)
+        require(is_number(time_concentration) and time_concentration > 0, "model.time_concentration",
+                time_concentration, "a positive number, e.g. 4")
         require(is_number(time_std) and time_std > 0, "model.time_std", time_std, "a positive number")
         require(is_number(time_mean), "model.time_mean", time_mean, "a number")
         super().__init__(net, image_shape, num_classes, label_dropout, sampler)
         self.time_distribution, self.time_mean, self.time_std = time_distribution, float(time_mean), float(time_std)
+        self.time_concentration = float(time_concentration)
         if "method" in self.sampler_defaults:
             check_method(self.sampler_defaults["method"], FLOW_SAMPLERS)
 
     def sample_times(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """t in (0, 1) from `model.time_distribution`."""
+        """t in [0, 1] from `model.time_distribution`."""
         if self.time_distribution == "uniform":
             return self.draw((n,), generator, kind="uniform")
+        if self.time_distribution == "u_shaped":
+            draws = self.draw((2, n), generator, kind="uniform")
+            return u_shaped_times(draws[0], draws[1], self.time_concentration)
         return torch.sigmoid(self.time_mean + self.time_std * self.draw((n,), generator))
 
     def objective(self, images: Tensor, labels: Tensor | None, generator: torch.Generator | None = None) -> Tensor:

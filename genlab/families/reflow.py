@@ -58,12 +58,14 @@ class Reflow(FlowMatching):
         num_classes: int = 0,
         label_dropout: float = 0.0,
         sampler: Mapping[str, Any] | None = None,
+        time_concentration: float = 4.0,
     ) -> None:
         require(is_positive_integer(pairs), "model.pairs", pairs, "a positive number of teacher samples, e.g. 10000")
         require(is_integer(pair_seed), "model.pair_seed", pair_seed, "an integer")
         require(is_positive_integer(pair_batch_size), "model.pair_batch_size", pair_batch_size, "a positive integer")
         require(isinstance(init_from_teacher, bool), "model.init_from_teacher", init_from_teacher, "true or false")
-        super().__init__(net, image_shape, time_distribution, time_mean, time_std, num_classes, label_dropout, sampler)
+        super().__init__(net, image_shape, time_distribution, time_mean, time_std, num_classes, label_dropout, sampler,
+                         time_concentration)
         self.pairs, self.pair_seed, self.pair_batch_size = int(pairs), int(pair_seed), int(pair_batch_size)
         self.pairs_cache = Path(pairs_cache).expanduser() if pairs_cache else None
         self.init_from_teacher = init_from_teacher
