@@ -148,7 +148,8 @@ def test_bad_sampler_options_are_refused_by_key(options, message):
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"time_distribution": "beta"}, r"model.time_distribution='beta' is not known; choose one of: uniform, logit_normal, u_shaped"),
+    ({"time_distribution": "beta"},
+     r"model.time_distribution='beta' is not known; choose one of: uniform, logit_normal, u_shaped"),
     ({"time_distribution": "u_shaped", "time_concentration": 0}, r"model.time_concentration=0 is not valid"),
     ({"time_std": 0}, r"model.time_std=0 is not valid"),
     ({"sampler": {"method": "dpm++"}}, r"sampler.method='dpm\+\+' is not known"),

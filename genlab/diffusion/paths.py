@@ -36,7 +36,7 @@ def u_shaped_times(uniform: Tensor, coin: Tensor, concentration: float) -> Tenso
     """t in [0, 1] with the density a (e^{at} + e^{a(1 - t)}) / (2 (e^a - 1)), a = `concentration` (Lee et al. 2024,
     "Improving the Training of Rectified Flows": a = 4), from U(0, 1) draws `uniform` and `coin`: more training at
     the ends of the path than in its middle, where a 2-rectified flow's one Euler step reads the velocity (t = 0)
-    and where its loss is largest. The exponential half C e^{as} by its inverse CDF, s = log(1 + u (e^a - 1)) / a, then 1 - s where
-    the coin is below 1/2."""
+    and where its loss is largest. The exponential half C e^{as} by its inverse CDF, s = log(1 + u (e^a - 1)) / a,
+    then 1 - s where the coin is below 1/2."""
     s = (uniform * math.expm1(concentration)).log1p() / concentration
     return (coin < 0.5).to(s.dtype) * (1 - 2 * s) + s
