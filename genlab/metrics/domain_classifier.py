@@ -114,7 +114,6 @@ def _train(
     return classifier.eval(), accuracy(classifier, test.to(device))
 
 
-
 def train_and_save(train: LabeledImages, splits: Any, num_classes: int, settings: Mapping[str, Any],
                    device: str | torch.device, key: str, data_name: str, path: Path) -> dict[str, Any]:
     """Train the classifier of `settings` on `train` and write it to `path` whole (atomically); returns what was saved."""
