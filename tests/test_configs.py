@@ -3,14 +3,20 @@ reads them: through Hydra's compose. Groups set only their own keys; variants ex
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
+import genlab.configs
 from genlab.builder import build_module
+
+CONFIG_ROOT = Path(genlab.configs.__file__).parent
 
 
 def group_options() -> dict[str, list[str]]:
@@ -127,17 +133,32 @@ def test_hydra_default_names_sweep_jobs_by_their_overrides_in_one_flat_folder():
     assert "ckpt_path" in cfg.hydra.job.config.override_dirname.exclude_keys
 
 
-def nets_of(cfg) -> set[str]:
-    """The roles a composed config's nets fill (generator + discriminator, encoder + decoder, denoiser)."""
-    return set(cfg.model.net)
+def option_chain(group: str, option: str) -> list[dict]:
+    """An option's YAML file and the files of the same group it extends (a bare name in its defaults list),
+    parents first: what the parametrize lists below read at collection, where composing each of the 39 models
+    and 11 nets through Hydra cost every xdist worker 8 s. test_a_model_option_sets_its_own_keys... checks
+    what this reads against the composed config."""
+    text = yaml.safe_load((CONFIG_ROOT / group / f"{option}.yaml").read_text()) or {}
+    parents = [entry for entry in text.get("defaults", []) if isinstance(entry, str) and entry != "_self_"]
+    return [node for parent in parents for node in option_chain(group, parent)] + [text]
 
 
-NET_ROLES = {net: nets_of(composed(f"model/net={net}")) for net in GROUPS["model/net"]}
-# each model composed once at collection (in every xdist worker, fast lane included): its net and its kind
-MODEL_CONFIGS = {model: composed(f"model={model}", hydra=True) for model in MODELS}
-MODEL_NETS = {model: cfg.hydra.runtime.choices["model/net"] for model, cfg in MODEL_CONFIGS.items()}
+def net_choice(model: str) -> str:
+    """The model/net option a model's defaults list picks (`net: x`, or a parent's overridden by `override net: x`)."""
+    choices = [value for node in option_chain("model", model) for entry in node.get("defaults", [])
+               if isinstance(entry, dict) for key, value in entry.items() if key in ("net", "override net")]
+    return choices[-1]
+
+
+def net_roles(net: str) -> set[str]:
+    """The roles a net option's networks fill (generator + discriminator, encoder + decoder, denoiser)."""
+    return {key for node in option_chain("model/net", net) for key in node if key != "defaults"}
+
+
+NET_ROLES = {net: net_roles(net) for net in GROUPS["model/net"]}
+MODEL_NETS = {model: net_choice(model) for model in MODELS}
 # the image-to-image families (their config takes the task) and their nets, which they size from the task
-TRANSLATION = {model for model, cfg in MODEL_CONFIGS.items() if "task" in cfg.model}
+TRANSLATION = {model for model in MODELS if any("task" in node for node in option_chain("model", model))}
 TRANSLATION_NETS = {MODEL_NETS[model] for model in TRANSLATION}
 # every model on its own nets, and every net under the first model (alphabetically) whose nets play its roles:
 # each objective and each network built once per data shape (a net fits every model of its roles)
@@ -180,9 +201,13 @@ def without(cfg, *keys: str) -> dict:
 def test_a_model_option_sets_its_own_keys_and_picks_its_papers_optimizer_option(model):
     # everything outside `model` is what the default model with the same optimizer option composes:
     # a model file reaches no other group's keys
-    cfg = MODEL_CONFIGS[model]  # composed(f"model={model}", hydra=True), at collection
+    cfg = composed(f"model={model}", hydra=True)
     optimizer = cfg.hydra.runtime.choices.optimizer
     assert without(cfg, "model", "hydra") == without(composed(f"optimizer={optimizer}"), "model")
+    # what the parametrize lists read from the YAML files is what Hydra composes
+    assert cfg.hydra.runtime.choices["model/net"] == MODEL_NETS[model]
+    assert set(cfg.model.net) == NET_ROLES[MODEL_NETS[model]]
+    assert ("task" in cfg.model) == (model in TRANSLATION)
 
 
 def test_an_explicit_optimizer_gets_its_own_settings_and_the_papers_stays_the_default():
