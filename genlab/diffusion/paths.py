@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
 from genlab.errors import ConfigError
@@ -39,4 +40,4 @@ def u_shaped_times(uniform: Tensor, coin: Tensor, concentration: float) -> Tenso
     and where its loss is largest. The exponential half C e^{as} by its inverse CDF, s = log(1 + u (e^a - 1)) / a,
     then 1 - s where the coin is below 1/2."""
     s = (uniform * math.expm1(concentration)).log1p() / concentration
-    return (coin < 0.5).to(s.dtype) * (1 - 2 * s) + s
+    return torch.where(coin < 0.5, 1 - s, s)
