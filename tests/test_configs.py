@@ -3,8 +3,6 @@ reads them: through Hydra's compose. Groups set only their own keys; variants ex
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import yaml
@@ -13,10 +11,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
-import genlab.configs
 from genlab.builder import build_module
-
-CONFIG_ROOT = Path(genlab.configs.__file__).parent
+from genlab.commands.help import config_root
 
 
 def group_options() -> dict[str, list[str]]:
@@ -138,14 +134,14 @@ def option_chain(group: str, option: str) -> list[dict]:
     parents first: what the parametrize lists below read at collection, where composing each of the 28 models
     and 11 nets through Hydra cost every xdist worker about 7 s. test_a_model_option_sets_its_own_keys... checks
     what this reads against the composed config."""
-    text = yaml.safe_load((CONFIG_ROOT / group / f"{option}.yaml").read_text()) or {}
+    text = yaml.safe_load((config_root() / group / f"{option}.yaml").read_text()) or {}
     parents = [entry for entry in text.get("defaults", []) if isinstance(entry, str) and entry != "_self_"]
     return [node for parent in parents for node in option_chain(group, parent)] + [text]
 
 
-def net_choice(model: str) -> str:
-    """The model/net option a model's defaults list picks (`net: x`, or a parent's overridden by `override net: x`)."""
-    choices = [value for node in option_chain("model", model) for entry in node.get("defaults", [])
+def net_choice(chain: list[dict]) -> str:
+    """The model/net option a model's chain picks (`net: x`, or a parent's overridden by `override net: x`)."""
+    choices = [value for node in chain for entry in node.get("defaults", [])
                if isinstance(entry, dict) for key, value in entry.items() if key in ("net", "override net")]
     return choices[-1]
 
@@ -156,9 +152,10 @@ def net_roles(net: str) -> set[str]:
 
 
 NET_ROLES = {net: net_roles(net) for net in GROUPS["model/net"]}
-MODEL_NETS = {model: net_choice(model) for model in MODELS}
+MODEL_CHAINS = {model: option_chain("model", model) for model in MODELS}
+MODEL_NETS = {model: net_choice(chain) for model, chain in MODEL_CHAINS.items()}
 # the image-to-image families (their config takes the task) and their nets, which they size from the task
-TRANSLATION = {model for model in MODELS if any("task" in node for node in option_chain("model", model))}
+TRANSLATION = {model for model, chain in MODEL_CHAINS.items() if any("task" in node for node in chain)}
 TRANSLATION_NETS = {MODEL_NETS[model] for model in TRANSLATION}
 # every model on its own nets, and every net under the first model (alphabetically) whose nets play its roles:
 # each objective and each network built once per data shape (a net fits every model of its roles)
