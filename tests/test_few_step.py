@@ -18,6 +18,7 @@ from genlab.diffusion.consistency import (
     boundary_scalings, discretisation_steps, karras_sigmas, level_probabilities, pseudo_huber, sample_consistency,
     sampling_sigmas,
 )
+from genlab.diffusion.losses import pseudo_huber_flow_loss
 from genlab.diffusion.meanflow import (
     adaptive_weighted_loss, average_velocity_target, guided_velocity, sample_average_velocity, time_pairs,
 )
@@ -255,6 +256,31 @@ def test_reflow_learns_the_teachers_coupling_from_its_weights():
     x0, x1 = noise[index], images[index]
     x_t = (1 - t.view(-1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1) * x1
     assert torch.allclose(loss, (student.predict(x_t, t, None) - (x1 - x0)).pow(2).mean())
+
+
+def test_reflows_pseudo_huber_loss_is_lee_et_als_distance_at_the_same_draws_and_refuses_a_bad_c():
+    """Lee et al. 2024's released code: (sqrt(||v - (x_1 - x_0)||^2 + c^2) - c) / d per image, c = 0.00054 d; like
+    the squared error / (2 c d) near zero and ||error|| / d far from it."""
+    student = Reflow({"denoiser": unet(seed=2)}, SHAPE, pairs=6, pair_batch_size=4, huber_c=0.00054)
+    student.use_teacher(flow_teacher(), {"method": "euler", "steps": 2})
+    noise, images, _ = student.coupling()
+    loss = student.objective(torch.zeros(3, *SHAPE), None, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    index, t = torch.randint(0, 6, (3,), generator=g), torch.rand(3, generator=g)
+    x0, x1 = noise[index], images[index]
+    x_t = (1 - t.view(-1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1) * x1
+    d = 64
+    c = 0.00054 * d
+    squared = (student.predict(x_t, t, None) - (x1 - x0)).pow(2).sum(dim=(1, 2, 3))
+    assert torch.allclose(loss, ((squared + c * c).sqrt() - c).mean() / d)
+
+    zero = torch.zeros(2, *SHAPE)
+    small, large = torch.full((2, *SHAPE), 1e-4), torch.full((2, *SHAPE), 10.0)
+    assert pseudo_huber_flow_loss(small, zero, zero, 0.00054).item() == pytest.approx(d * 1e-8 / (2 * c * d), rel=1e-3)
+    assert pseudo_huber_flow_loss(large, zero, zero, 0.00054).item() == pytest.approx(80 / d, rel=1e-2)
+    for bad in (0, -1, "x"):
+        with pytest.raises(ConfigError, match="model.huber_c"):
+            Reflow({"denoiser": unet()}, SHAPE, huber_c=bad)
 
 
 def test_a_smaller_reflow_student_trains_from_scratch_on_the_teachers_pairs():

@@ -25,9 +25,9 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from genlab.diffusion.losses import flow_matching_loss
+from genlab.diffusion.losses import flow_matching_loss, pseudo_huber_flow_loss
 from genlab.diffusion.paths import linear_path
-from genlab.errors import ConfigError, is_integer, is_positive_integer, require
+from genlab.errors import ConfigError, is_integer, is_number, is_positive_integer, require
 from genlab.families.base import Family, check_teacher_fits
 from genlab.families.flow import FlowMatching
 
@@ -40,8 +40,9 @@ class Reflow(FlowMatching):
     """`pairs`: how many (noise, teacher image) pairs to draw; `pair_seed`: their seed; `pair_batch_size`: images
     per teacher call; `pairs_cache`: a folder that keeps drawn pairs for later students (None: draw every time);
     `init_from_teacher`: start from a flow teacher's weights (its net and the student's must
-    match), or from the student net's own initialisation. The teacher comes from the builder (`use_teacher`); a student built without one (by
-    `genlab eval` or `genlab sample`) samples, but does not train."""
+    match), or from the student net's own initialisation; `huber_c`: None, the squared error (Liu et al. 2022), or
+    Lee et al. 2024's pseudo-Huber distance with c = huber_c * pixels. The teacher comes from the builder
+    (`use_teacher`); a student built without one (by `genlab eval` or `genlab sample`) samples, but does not train."""
 
     def __init__(
         self,
@@ -59,7 +60,10 @@ class Reflow(FlowMatching):
         label_dropout: float = 0.0,
         sampler: Mapping[str, Any] | None = None,
         time_concentration: float = 4.0,
+        huber_c: float | None = None,
     ) -> None:
+        require(huber_c is None or (is_number(huber_c) and huber_c > 0), "model.huber_c", huber_c,
+                "null (the squared error) or a positive number, e.g. 0.00054 (Lee et al. 2024's pseudo-Huber)")
         require(is_positive_integer(pairs), "model.pairs", pairs, "a positive number of teacher samples, e.g. 10000")
         require(is_integer(pair_seed), "model.pair_seed", pair_seed, "an integer")
         require(is_positive_integer(pair_batch_size), "model.pair_batch_size", pair_batch_size, "a positive integer")
@@ -69,6 +73,7 @@ class Reflow(FlowMatching):
         self.pairs, self.pair_seed, self.pair_batch_size = int(pairs), int(pair_seed), int(pair_batch_size)
         self.pairs_cache = Path(pairs_cache).expanduser() if pairs_cache else None
         self.init_from_teacher = init_from_teacher
+        self.huber_c = None if huber_c is None else float(huber_c)
         self._teacher: list[Family] = []  # a list, so that the teacher is no submodule: not trained, saved or moved
         self._teacher_sampler: dict[str, Any] = {}
         self._pairs: tuple[Tensor, Tensor, Tensor | None] | None = None
@@ -176,14 +181,17 @@ class Reflow(FlowMatching):
         log.info("reflow: the pairs are kept in %s for later students of this teacher", path)
 
     def objective(self, images: Tensor, labels: Tensor | None, generator: torch.Generator | None = None) -> Tensor:
-        """E || v(x_t, t) - (x_1 - x_0) ||^2 on pairs (x_0, x_1) of the teacher's coupling, as many as the batch."""
+        """E || v(x_t, t) - (x_1 - x_0) ||^2 on pairs (x_0, x_1) of the teacher's coupling, as many as the batch
+        (with `huber_c`, Lee et al. 2024's pseudo-Huber distance in place of the squared error)."""
         noise, targets, classes = self.coupling()
         device = "cpu" if generator is not None else self.device
         index = torch.randint(0, len(noise), (len(images),), generator=generator, device=device).to(self.device)
         x0, x1 = noise[index], targets[index]
         t = self.sample_times(len(images), generator)
-        return flow_matching_loss(self.predict(linear_path(x0, x1, t), t, None if classes is None else classes[index]),
-                                  x0, x1)
+        prediction = self.predict(linear_path(x0, x1, t), t, None if classes is None else classes[index])
+        if self.huber_c is not None:
+            return pseudo_huber_flow_loss(prediction, x0, x1, self.huber_c)
+        return flow_matching_loss(prediction, x0, x1)
 
     def loss(self, images: Tensor, labels: Tensor | None) -> dict[str, Tensor]:
         return {"loss": self.objective(images, None)}  # the pairs carry their own classes
