@@ -238,6 +238,16 @@ def flow_teacher(num_classes: int = 0) -> FlowMatching:
                         sampler={"method": "euler", "steps": 3}).eval()
 
 
+def reflow_error(student: Reflow, noise: Tensor, images: Tensor, seed: int, n: int) -> Tensor:
+    """v(x_t, t) - (x_1 - x_0) at the pairs and times the student's objective draws from a generator of `seed`
+    (pair indices first, then uniform times), computed here from the definition."""
+    g = torch.Generator().manual_seed(seed)
+    index, t = torch.randint(0, len(noise), (n,), generator=g), torch.rand(n, generator=g)
+    x0, x1 = noise[index], images[index]
+    x_t = (1 - t.view(-1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1) * x1
+    return student.predict(x_t, t, None) - (x1 - x0)
+
+
 def test_reflow_learns_the_teachers_coupling_from_its_weights():
     teacher = flow_teacher()
     student = Reflow({"denoiser": unet(seed=2)}, SHAPE, pairs=6, pair_batch_size=4, sampler={"method": "euler", "steps": 1})
@@ -248,14 +258,10 @@ def test_reflow_learns_the_teachers_coupling_from_its_weights():
     expected = teacher.sample(noise=noise, method="heun", steps=2)
     assert torch.allclose(images, expected, atol=1e-6)
     assert student.coupling()[0] is noise  # drawn once
-    g = torch.Generator().manual_seed(0)  # the objective: flow matching on pairs the generator picks
-    loss = student.objective(torch.zeros(3, *SHAPE), None, g)
-    g = torch.Generator().manual_seed(0)
-    index = torch.randint(0, 6, (3,), generator=g)
-    t = torch.rand(3, generator=g)
-    x0, x1 = noise[index], images[index]
-    x_t = (1 - t.view(-1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1) * x1
-    assert torch.allclose(loss, (student.predict(x_t, t, None) - (x1 - x0)).pow(2).mean())
+    # the objective: flow matching on pairs the generator picks
+    loss = student.objective(torch.zeros(3, *SHAPE), None, torch.Generator().manual_seed(0))
+    error = reflow_error(student, noise, images, seed=0, n=3)
+    assert torch.allclose(loss, error.pow(2).mean())
 
 
 def test_reflows_pseudo_huber_loss_is_lee_et_als_distance_at_the_same_draws_and_refuses_a_bad_c():
@@ -265,13 +271,9 @@ def test_reflows_pseudo_huber_loss_is_lee_et_als_distance_at_the_same_draws_and_
     student.use_teacher(flow_teacher(), {"method": "euler", "steps": 2})
     noise, images, _ = student.coupling()
     loss = student.objective(torch.zeros(3, *SHAPE), None, torch.Generator().manual_seed(0))
-    g = torch.Generator().manual_seed(0)
-    index, t = torch.randint(0, 6, (3,), generator=g), torch.rand(3, generator=g)
-    x0, x1 = noise[index], images[index]
-    x_t = (1 - t.view(-1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1) * x1
     d = 64
     c = 0.00054 * d
-    squared = (student.predict(x_t, t, None) - (x1 - x0)).pow(2).sum(dim=(1, 2, 3))
+    squared = reflow_error(student, noise, images, seed=0, n=3).pow(2).sum(dim=(1, 2, 3))
     assert torch.allclose(loss, ((squared + c * c).sqrt() - c).mean() / d)
 
     zero = torch.zeros(2, *SHAPE)
